@@ -1,0 +1,325 @@
+"""The SQLite event store: events.db in WAL mode, one writer thread (group commit), readers on
+their own connections, catch-up subscriptions, blobs, checkpoints and the hash-chain verifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Literal
+
+from eventstore import codec
+from eventstore.errors import BlobNotFoundError, CorruptEventError, StoreClosedError, StoreError
+from eventstore.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, VerifyReport
+from eventstore.hashchain import GENESIS, chain_hash
+from eventstore.schema import migrate
+from eventstore.subscription import CommitNotifier, StoreSubscription
+from eventstore.upcasting import Upcasters
+from eventstore.writer import (
+    AppendRequest,
+    BlobRequest,
+    CheckpointRequest,
+    EncodedEvent,
+    Writer,
+)
+
+Durability = Literal["full", "normal"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_COLUMNS = "position, event_id, stream, version, type, recorded_at, schema, data, meta, hash"
+_BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteEventStore:
+    """Implements eventstore.protocol.EventStore on one SQLite file.
+
+    Thread-safe: any thread may append (appends are queued to the writer thread and committed in
+    groups) and read (each reading thread gets its own connection).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        durability: Durability = "full",
+        upcasters: Upcasters | None = None,
+        max_payload_bytes: int = codec.DEFAULT_MAX_DECODE_BYTES,
+    ) -> None:
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
+        self.path = Path(path)
+        self.durability: Durability = durability
+        self._upcasters = upcasters or Upcasters()
+        self._max_payload = max_payload_bytes
+        self._closed = False
+        self._local = threading.local()
+        self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
+        self._readers_lock = threading.Lock()
+        self._subscriptions: weakref.WeakSet[StoreSubscription] = weakref.WeakSet()
+        self._writer = Writer(self._connect_writer, self._committed)
+        self._notifier = CommitNotifier()
+        self._writer.start()
+        self._notifier.committed(self.last_position())
+
+    # --- connections ---------------------------------------------------------------------------
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.durability.upper()}")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None or reader.conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = 1")
+            reader = _Reader(conn)
+            self._local.reader = reader
+            with self._readers_lock:
+                self._readers.add(reader)
+        assert reader.conn is not None
+        return reader.conn
+
+    def _committed(self, position: int) -> None:
+        self._notifier.committed(position)
+
+    # --- writing -------------------------------------------------------------------------------
+    def append_async(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> Future[list[int]]:
+        if not stream:
+            raise ValueError("stream must be a non-empty string")
+        encoded = [
+            EncodedEvent(e.event_id, e.type, e.schema, codec.encode(e.data), codec.encode(e.meta))
+            for e in events
+        ]
+        request = AppendRequest(stream=stream, events=encoded, expected=expected_version)
+        self._writer.submit(request)
+        return request.future
+
+    def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion = ANY,
+    ) -> list[int]:
+        return self.append_async(stream, events, expected_version).result()
+
+    def put_blob(self, content: bytes) -> str:
+        digest = hashlib.sha256(content).hexdigest()
+        request = BlobRequest(sha256=digest, content=bytes(content))
+        self._writer.submit(request)
+        return str(request.future.result())
+
+    def save_checkpoint(self, subscriber: str, position: int) -> None:
+        request = CheckpointRequest(subscriber=subscriber, position=position)
+        self._writer.submit(request)
+        request.future.result()
+
+    # --- reading -------------------------------------------------------------------------------
+    def _decode(self, row: tuple[object, ...]) -> RecordedEvent:
+        position, event_id, stream, version, type_, recorded_us, schema, data, meta, digest = row
+        try:
+            payload = codec.decode_mapping(data, self._max_payload)  # type: ignore[arg-type]
+            meta_map = codec.decode_mapping(meta, self._max_payload)  # type: ignore[arg-type]
+        except CorruptEventError as exc:
+            raise CorruptEventError(f"event at position {position}: {exc}") from exc
+        assert isinstance(schema, int) and isinstance(type_, str)
+        if self._upcasters:
+            schema, payload = self._upcasters.upcast(type_, schema, payload)  # type: ignore[assignment]
+        return RecordedEvent(
+            position=position,  # type: ignore[arg-type]
+            event_id=event_id,  # type: ignore[arg-type]
+            stream=stream,  # type: ignore[arg-type]
+            version=version,  # type: ignore[arg-type]
+            type=type_,
+            recorded_at=_EPOCH + timedelta(microseconds=recorded_us),  # type: ignore[arg-type]
+            data=payload,
+            meta=meta_map,
+            hash=digest.hex(),  # type: ignore[attr-defined]
+            schema=schema,
+        )
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[RecordedEvent]:
+        try:
+            rows = self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+        return [self._decode(row) for row in rows]
+
+    def read_stream(
+        self, stream: str, after_version: int = 0, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        return self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version > ? "
+            "ORDER BY version LIMIT ?",
+            (stream, after_version, -1 if limit is None else limit),
+        )
+
+    def read_all(
+        self,
+        after: int = 0,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        return self._read(after, None, limit, types, streams)
+
+    def _read(
+        self,
+        after: int,
+        upto: int | None,
+        limit: int | None,
+        types: Sequence[str] | None,
+        streams: Sequence[str] | None = None,
+    ) -> list[RecordedEvent]:
+        where = ["position > ?"]
+        params: list[object] = [after]
+        if upto is not None:
+            where.append("position <= ?")
+            params.append(upto)
+        if types:
+            where.append(f"type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        if streams:
+            where.append(f"stream IN ({','.join('?' * len(streams))})")
+            params.extend(streams)
+        params.append(-1 if limit is None else limit)
+        return self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY position LIMIT ?",
+            params,
+        )
+
+    def iter_all(self, after: int = 0, batch: int = 10_000) -> Iterator[RecordedEvent]:
+        while True:
+            page = self._read(after, None, batch, None)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].position
+
+    def last_position(self) -> int:
+        row = self._reader().execute("SELECT MAX(position) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def stream_version(self, stream: str) -> int:
+        row = self._reader().execute(
+            "SELECT MAX(version) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def get_blob(self, sha256: str) -> bytes:
+        row = self._reader().execute(
+            "SELECT content FROM blobs WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+        if row is None:
+            raise BlobNotFoundError(f"no blob {sha256}")
+        content = bytes(row[0])
+        if hashlib.sha256(content).hexdigest() != sha256:
+            raise CorruptEventError(f"blob {sha256} does not match its hash")
+        return content
+
+    def has_blob(self, sha256: str) -> bool:
+        row = self._reader().execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,))
+        return row.fetchone() is not None
+
+    def load_checkpoint(self, subscriber: str) -> int:
+        row = self._reader().execute(
+            "SELECT position FROM checkpoints WHERE subscriber = ?", (subscriber,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def subscribe(
+        self, after: int = 0, types: Sequence[str] | None = None
+    ) -> StoreSubscription:
+        if self._closed:
+            raise StoreClosedError("the event store is closed")
+        subscription = StoreSubscription(
+            self._notifier,
+            lambda lo, hi, limit, kinds: self._read(lo, hi, limit, kinds),
+            after,
+            types,
+        )
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain on a dedicated connection; report the first broken position:
+        an edited row (its hash no longer follows), a deleted row (a missing position), an
+        inserted row (a position or link that does not follow)."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            previous, expected, checked = GENESIS, 1, 0
+            cursor = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY position")
+            for row in cursor:
+                position = row[0]
+                if position != expected:
+                    problem = (
+                        f"position {expected} is missing (next stored is {position})"
+                        if position > expected
+                        else f"unexpected position {position}"
+                    )
+                    return VerifyReport(checked, position, expected, problem)
+                digest = chain_hash(previous, *row[:9])
+                if digest != row[9]:
+                    return VerifyReport(
+                        checked, position, position,
+                        f"hash of position {position} does not follow the chain: the row was "
+                        "edited, inserted, or an earlier row was changed",
+                    )
+                previous, expected, checked = digest, expected + 1, checked + 1
+            return VerifyReport(checked, expected - 1)
+        except sqlite3.Error as exc:
+            raise StoreError(f"verify failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._writer.close()  # commits everything already queued
+        self._closed = True
+        for subscription in list(self._subscriptions):
+            subscription.close()
+        self._notifier.close()
+        with self._readers_lock:
+            for reader in list(self._readers):
+                reader.close()
+
+    def __enter__(self) -> SQLiteEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Reader:
+    """A reading thread's connection, closable from the thread that closes the store."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn: sqlite3.Connection | None = conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
