@@ -15,7 +15,7 @@ than ours are refused, and every failure becomes CorruptEventError (never a msgp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -31,7 +31,7 @@ def _default(value: object) -> object:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise CodecError(f"cannot encode naive datetime {value.isoformat()}: give it a tzinfo")
-        return msgpack.Timestamp.from_datetime(value.astimezone(timezone.utc))
+        return msgpack.Timestamp.from_datetime(value.astimezone(UTC))
     if isinstance(value, tuple):
         return msgpack.ExtType(_EXT_TUPLE, _pack(list(value)))
     if isinstance(value, bool):  # a bool subclass cannot exist, but keep bool out of the int arm

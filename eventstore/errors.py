@@ -19,9 +19,7 @@ class ConcurrencyError(StoreError):
         self.expected = expected
         self.actual = actual
         shown = actual if actual else "no stream"
-        super().__init__(
-            f"stream {stream!r}: expected version {expected}, actual version {shown}"
-        )
+        super().__init__(f"stream {stream!r}: expected version {expected}, actual version {shown}")
 
 
 class DuplicateEventError(StoreError):

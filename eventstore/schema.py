@@ -32,12 +32,21 @@ def _v1(db: sqlite_utils.Database) -> None:
             "hash": bytes,  # sha256 chain link, see hashchain.py
         },
         pk="position",
-        not_null={"event_id", "stream", "version", "type", "recorded_at", "schema", "data",
-                  "meta", "hash"},
+        not_null={
+            "event_id",
+            "stream",
+            "version",
+            "type",
+            "recorded_at",
+            "schema",
+            "data",
+            "meta",
+            "hash",
+        },
     )
-    db["events"].create_index(["event_id"], index_name="events_event_id", unique=True)
-    db["events"].create_index(["stream", "version"], index_name="events_stream", unique=True)
-    db["events"].create_index(["type", "position"], index_name="events_type")
+    db.table("events").create_index(["event_id"], index_name="events_event_id", unique=True)
+    db.table("events").create_index(["stream", "version"], index_name="events_stream", unique=True)
+    db.table("events").create_index(["type", "position"], index_name="events_type")
     db.create_table(
         "blobs",
         {"sha256": str, "size": int, "content": bytes, "created_at": int},
@@ -80,5 +89,5 @@ def migrate(conn: sqlite3.Connection) -> int:
             db.create_table("schema_version", {"version": int, "applied_at": int}, pk="version")
         for version in range(before + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[version - 1](db)
-            db["schema_version"].insert({"version": version, "applied_at": int(time.time())})
+            db.table("schema_version").insert({"version": version, "applied_at": int(time.time())})
     return before

@@ -10,7 +10,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +30,7 @@ from eventstore.writer import (
 )
 
 Durability = Literal["full", "normal"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "position, event_id, stream, version, type, recorded_at, schema, data, meta, hash"
 _BUSY_TIMEOUT_MS = 5000
 
@@ -142,7 +142,8 @@ class SQLiteEventStore:
             meta_map = codec.decode_mapping(meta, self._max_payload)  # type: ignore[arg-type]
         except CorruptEventError as exc:
             raise CorruptEventError(f"event at position {position}: {exc}") from exc
-        assert isinstance(schema, int) and isinstance(type_, str)
+        assert isinstance(schema, int)
+        assert isinstance(type_, str)
         if self._upcasters:
             schema, payload = self._upcasters.upcast(type_, schema, payload)  # type: ignore[assignment]
         return RecordedEvent(
@@ -204,8 +205,7 @@ class SQLiteEventStore:
             params.extend(streams)
         params.append(-1 if limit is None else limit)
         return self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY position LIMIT ?",
+            f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY position LIMIT ?",
             params,
         )
 
@@ -222,15 +222,19 @@ class SQLiteEventStore:
         return int(row[0] or 0)
 
     def stream_version(self, stream: str) -> int:
-        row = self._reader().execute(
-            "SELECT MAX(version) FROM events WHERE stream = ?", (stream,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT MAX(version) FROM events WHERE stream = ?", (stream,))
+            .fetchone()
+        )
         return int(row[0] or 0)
 
     def get_blob(self, sha256: str) -> bytes:
-        row = self._reader().execute(
-            "SELECT content FROM blobs WHERE sha256 = ?", (sha256,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT content FROM blobs WHERE sha256 = ?", (sha256,))
+            .fetchone()
+        )
         if row is None:
             raise BlobNotFoundError(f"no blob {sha256}")
         content = bytes(row[0])
@@ -243,14 +247,14 @@ class SQLiteEventStore:
         return row.fetchone() is not None
 
     def load_checkpoint(self, subscriber: str) -> int:
-        row = self._reader().execute(
-            "SELECT position FROM checkpoints WHERE subscriber = ?", (subscriber,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT position FROM checkpoints WHERE subscriber = ?", (subscriber,))
+            .fetchone()
+        )
         return int(row[0]) if row else 0
 
-    def subscribe(
-        self, after: int = 0, types: Sequence[str] | None = None
-    ) -> StoreSubscription:
+    def subscribe(self, after: int = 0, types: Sequence[str] | None = None) -> StoreSubscription:
         if self._closed:
             raise StoreClosedError("the event store is closed")
         subscription = StoreSubscription(
@@ -282,7 +286,9 @@ class SQLiteEventStore:
                 digest = chain_hash(previous, *row[:9])
                 if digest != row[9]:
                     return VerifyReport(
-                        checked, position, position,
+                        checked,
+                        position,
+                        position,
                         f"hash of position {position} does not follow the chain: the row was "
                         "edited, inserted, or an earlier row was changed",
                     )

@@ -207,10 +207,10 @@ class Writer:
                 conn.execute("ROLLBACK")
             self._last_position, self._last_hash, self._last_recorded_us = saved
             self._versions.clear()
-            error = StoreError(f"commit failed, nothing of this batch was written: {exc}")
+            failure = StoreError(f"commit failed, nothing of this batch was written: {exc}")
             log.error("event store commit failed: %s", exc)
             for request in batch:
-                request.future.set_exception(error)
+                request.future.set_exception(failure)
             try:
                 self._load_state()
             except sqlite3.Error as reload_exc:
@@ -219,11 +219,11 @@ class Writer:
         if len(self._versions) > _STREAM_CACHE_LIMIT:
             self._versions.clear()
         self._on_commit(self._last_position)
-        for request, value, error in results:
+        for done, value, error in results:
             if error is None:
-                request.future.set_result(value)
+                done.future.set_result(value)
             else:
-                request.future.set_exception(error)
+                done.future.set_exception(error)
 
     def _apply(self, conn: sqlite3.Connection, request: Request) -> Any:
         if isinstance(request, AppendRequest):
@@ -304,12 +304,30 @@ class Writer:
             position += 1
             version += 1
             digest = chain_hash(
-                previous, position, event.event_id, stream, version, event.type,
-                recorded_us, event.schema, event.data, event.meta,
+                previous,
+                position,
+                event.event_id,
+                stream,
+                version,
+                event.type,
+                recorded_us,
+                event.schema,
+                event.data,
+                event.meta,
             )
             rows.append(
-                (position, event.event_id, stream, version, event.type, recorded_us,
-                 event.schema, event.data, event.meta, digest)
+                (
+                    position,
+                    event.event_id,
+                    stream,
+                    version,
+                    event.type,
+                    recorded_us,
+                    event.schema,
+                    event.data,
+                    event.meta,
+                    digest,
+                )
             )
             positions.append(position)
             previous = digest
