@@ -8,9 +8,16 @@ import os
 import sys
 from pathlib import Path
 
-from twisted.internet import reactor
+from typing import Any, Protocol, cast
+
+from twisted.internet import reactor as _reactor
 
 from eventstore import NewEvent, SQLiteEventStore
+
+
+class _Reactor(Protocol):
+    def run(self) -> None: ...
+    def addSystemEventTrigger(self, phase: str, event: str, f: Any, *args: Any) -> Any: ...
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         store.append("node", [NewEvent("NodeStopped", {"pid": os.getpid(), "clean": True})])
         store.close()
 
-    reactor.addSystemEventTrigger("before", "shutdown", stop)  # type: ignore[attr-defined]
-    reactor.run()  # type: ignore[attr-defined]
+    reactor = cast(_Reactor, _reactor)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.run()
     return 0
 
 

@@ -103,8 +103,19 @@ def decode(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Any:
 
 
 def decode_mapping(data: bytes, max_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> dict[str, Any]:
-    """Decode a payload that must be a map (event data and meta)."""
-    value = decode(data, max_bytes)
-    if not isinstance(value, dict):
+    """Decode a payload that must be a map (event data and meta). The replay hot path: one
+    call into msgpack for the common case, the checks of `decode` for everything else."""
+    if type(data) is bytes and len(data) <= max_bytes:
+        try:
+            value = msgpack.unpackb(
+                data, raw=False, timestamp=3, strict_map_key=False, ext_hook=_ext_hook
+            )
+        except CorruptEventError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError, MemoryError) as exc:
+            raise CorruptEventError(f"cannot decode payload: {type(exc).__name__}: {exc}") from exc
+    else:
+        value = decode(data, max_bytes)
+    if type(value) is not dict:
         raise CorruptEventError(f"expected a map payload, got {type(value).__qualname__}")
     return value

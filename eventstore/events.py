@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class StreamState(enum.Enum):
@@ -51,9 +51,11 @@ class NewEvent:
     schema: int = DEFAULT_SCHEMA
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event as stored: its global position, its place in its stream, and its hash link."""
+class RecordedEvent(NamedTuple):
+    """An event as stored: its global position, its place in its stream, and its hash link.
+
+    A NamedTuple rather than a frozen dataclass: replays build millions of these, and a tuple
+    is built several times faster while being just as immutable."""
 
     position: int
     event_id: str

@@ -8,11 +8,11 @@ import hashlib
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from eventstore import codec
 from eventstore.errors import BlobNotFoundError, CorruptEventError, StoreClosedError, StoreError
@@ -33,13 +33,14 @@ Durability = Literal["full", "normal"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "position, event_id, stream, version, type, recorded_at, schema, data, meta, hash"
 _BUSY_TIMEOUT_MS = 5000
+_EMPTY_MAP = b"\x80"  # msgpack for {}
 
 
 class SQLiteEventStore:
     """Implements eventstore.protocol.EventStore on one SQLite file.
 
-    Thread-safe: any thread may append (appends are queued to the writer thread and committed in
-    groups) and read (each reading thread gets its own connection).
+    Thread-safe: any thread may append (appends are queued and committed in groups, see
+    writer.py) and read (each reading thread gets its own connection).
     """
 
     def __init__(
@@ -105,15 +106,7 @@ class SQLiteEventStore:
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
     ) -> Future[list[int]]:
-        if not stream:
-            raise ValueError("stream must be a non-empty string")
-        encoded = [
-            EncodedEvent(e.event_id, e.type, e.schema, codec.encode(e.data), codec.encode(e.meta))
-            for e in events
-        ]
-        request = AppendRequest(stream=stream, events=encoded, expected=expected_version)
-        self._writer.submit(request)
-        return request.future
+        return self._submit_append(stream, events, expected_version, lead=False)
 
     def append(
         self,
@@ -121,42 +114,60 @@ class SQLiteEventStore:
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
     ) -> list[int]:
-        return self.append_async(stream, events, expected_version).result()
+        return self._submit_append(stream, events, expected_version, lead=True).result()
+
+    def _submit_append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: ExpectedVersion,
+        lead: bool,
+    ) -> Future[list[int]]:
+        if not stream:
+            raise ValueError("stream must be a non-empty string")
+        # Encoding happens in the caller's thread, so a CodecError raises right here.
+        encoded = [
+            EncodedEvent(e.event_id, e.type, e.schema, codec.encode(e.data), codec.encode(e.meta))
+            for e in events
+        ]
+        request = AppendRequest(stream=stream, events=encoded, expected=expected_version)
+        self._writer.submit(request, lead=lead)
+        return request.future
 
     def put_blob(self, content: bytes) -> str:
         digest = hashlib.sha256(content).hexdigest()
         request = BlobRequest(sha256=digest, content=bytes(content))
-        self._writer.submit(request)
+        self._writer.submit(request, lead=True)
         return str(request.future.result())
 
     def save_checkpoint(self, subscriber: str, position: int) -> None:
         request = CheckpointRequest(subscriber=subscriber, position=position)
-        self._writer.submit(request)
+        self._writer.submit(request, lead=True)
         request.future.result()
 
     # --- reading -------------------------------------------------------------------------------
-    def _decode(self, row: tuple[object, ...]) -> RecordedEvent:
+    def _decode(self, row: tuple[Any, ...]) -> RecordedEvent:
         position, event_id, stream, version, type_, recorded_us, schema, data, meta, digest = row
         try:
-            payload = codec.decode_mapping(data, self._max_payload)  # type: ignore[arg-type]
-            meta_map = codec.decode_mapping(meta, self._max_payload)  # type: ignore[arg-type]
+            payload = codec.decode_mapping(data, self._max_payload)
+            # Most events carry no meta: skip the decoder for the empty map.
+            meta_map = {} if meta == _EMPTY_MAP else codec.decode_mapping(meta, self._max_payload)
         except CorruptEventError as exc:
             raise CorruptEventError(f"event at position {position}: {exc}") from exc
-        assert isinstance(schema, int)
-        assert isinstance(type_, str)
+        data_map: Mapping[str, Any] = payload
         if self._upcasters:
-            schema, payload = self._upcasters.upcast(type_, schema, payload)  # type: ignore[assignment]
+            schema, data_map = self._upcasters.upcast(type_, schema, payload)
         return RecordedEvent(
-            position=position,  # type: ignore[arg-type]
-            event_id=event_id,  # type: ignore[arg-type]
-            stream=stream,  # type: ignore[arg-type]
-            version=version,  # type: ignore[arg-type]
-            type=type_,
-            recorded_at=_EPOCH + timedelta(microseconds=recorded_us),  # type: ignore[arg-type]
-            data=payload,
-            meta=meta_map,
-            hash=digest.hex(),  # type: ignore[attr-defined]
-            schema=schema,
+            position,
+            event_id,
+            stream,
+            version,
+            type_,
+            _EPOCH + timedelta(microseconds=recorded_us),
+            data_map,
+            meta_map,
+            digest.hex(),
+            schema,
         )
 
     def _query(self, sql: str, params: Sequence[object]) -> list[RecordedEvent]:

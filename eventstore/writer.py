@@ -1,9 +1,15 @@
-"""The single writer of events.db: one thread owns the write connection and commits every
-request that arrived together in one transaction (group commit).
+"""The single writer of events.db: one write connection, and every request that arrived
+together committed in one transaction (group commit).
 
-Why a thread and not an actor: appends come from every actor, the HTTP layer and the CLI; a
-plain thread draining a queue batches them without pykka's one-message-at-a-time loop, and it
-keeps the store usable (and contract-testable) without an actor system.
+Leader/follower: requests are queued; exactly one thread at a time is the leader, which drains
+the queue into a transaction and commits it. A synchronous `append` that finds no leader leads
+itself (so a lone appender pays no thread handoff); requests made with `append_async`, and work
+still queued when a synchronous leader's own request is done, are led by the writer's own thread.
+Whoever leads, only the leader touches the connection, so there is still one writer.
+
+Why not an actor: appends come from every actor, the HTTP layer and the CLI; pykka's
+one-message-at-a-time loop cannot batch them, and the store must work (and be contract-tested)
+without an actor system.
 
 Each request runs inside its own SAVEPOINT, so one failing request (a version conflict, a
 duplicate event id) is rolled back alone and the others in the batch still commit. Callers
@@ -13,8 +19,8 @@ at the configured synchronous level.
 
 from __future__ import annotations
 
+import functools
 import logging
-import queue
 import sqlite3
 import threading
 import time
@@ -73,16 +79,13 @@ class CheckpointRequest(_Request):
     position: int = 0
 
 
-@dataclass(slots=True)
-class _Stop(_Request):
-    pass
-
-
 Request = AppendRequest | BlobRequest | CheckpointRequest
+
+_WRITER_THREAD = object()  # marks the writer thread as the current leader
 
 
 class Writer:
-    """Owns the write connection. `submit` is thread-safe and never blocks on SQLite."""
+    """Owns the write connection. `submit` is thread-safe."""
 
     def __init__(
         self,
@@ -93,12 +96,12 @@ class Writer:
         self._connect = connect
         self._on_commit = on_commit
         self._clock_us = clock_us
-        self._queue: queue.SimpleQueue[Request | _Stop] = queue.SimpleQueue()
+        self._mutex = threading.Condition(threading.Lock())
+        self._pending: list[Request] = []
+        self._leader: object | None = None  # a caller's request, _WRITER_THREAD, or None
         self._closed = False
-        self._close_lock = threading.Lock()
-        self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._run, name="eventstore-writer", daemon=True)
-        # State below is touched only by the writer thread.
+        # State below is touched only by the current leader.
         self._conn: sqlite3.Connection | None = None
         self._last_position = 0
         self._last_hash = GENESIS
@@ -106,58 +109,82 @@ class Writer:
         self._versions: dict[str, int] = {}
 
     def start(self) -> None:
+        self._conn = self._connect()
+        self._load_state()
         self._thread.start()
-        self._ready.result()  # re-raises an error from opening the database
 
-    def submit(self, request: Request) -> None:
-        if self._closed:
-            raise StoreClosedError("the event store is closed")
-        self._queue.put(request)
+    def submit(self, request: Request, lead: bool = False) -> None:
+        """Queue a request. With `lead`, the calling thread commits it itself when no other
+        commit is under way (and returns once it is committed); otherwise it returns at once."""
+        with self._mutex:
+            if self._closed:
+                raise StoreClosedError("the event store is closed")
+            self._pending.append(request)
+            if self._leader is not None:
+                return  # the current leader will take it in its next batch
+            if not lead:
+                self._leader = _WRITER_THREAD
+                self._mutex.notify_all()
+                return
+            self._leader = request
+        self._lead(until=request)
 
     def close(self, timeout: float = 30.0) -> None:
-        with self._close_lock:
+        with self._mutex:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_Stop())
+            self._mutex.notify_all()
         self._thread.join(timeout)
+        if self._conn is not None:
+            self._conn.close()
+
+    def _lead(self, until: Request | None) -> None:
+        """Commit batches until the queue is empty, or (for a caller leading on its own
+        behalf) until `until` is committed, handing what is left to the writer thread."""
+        while True:
+            with self._mutex:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                if not batch:
+                    self._leader = None
+                    if self._closed:
+                        self._mutex.notify_all()  # close() waits for the last leader
+                    return
+            try:
+                self._commit_batch(batch)
+            except BaseException as exc:
+                # A bug, not a database error (those are handled inside): fail this batch and
+                # give up leadership rather than leave every later caller waiting forever.
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(StoreError(f"writer failed: {exc!r}"))
+                self._hand_over()
+                raise
+            if until is not None and until.future.done():
+                self._hand_over()
+                return
+
+    def _hand_over(self) -> None:
+        """A caller stops leading: queued work goes to the writer thread. The writer thread is
+        woken only when it has something to do, so a lone appender never pays a thread switch."""
+        with self._mutex:
+            self._leader = _WRITER_THREAD if self._pending else None
+            if self._leader is not None or self._closed:
+                self._mutex.notify_all()
 
     # --- the writer thread ------------------------------------------------------------------
     def _run(self) -> None:
-        try:
-            self._conn = self._connect()
-            self._load_state()
-        except (sqlite3.Error, StoreError) as exc:
-            self._ready.set_exception(exc)
-            return
-        self._ready.set_result(None)
-        try:
-            stopping = False
-            while not stopping:
-                batch: list[Request] = []
-                item = self._queue.get()
-                while True:
-                    if isinstance(item, _Stop):
-                        stopping = True
-                    else:
-                        batch.append(item)
-                    if len(batch) >= MAX_BATCH:
+        while True:
+            with self._mutex:
+                while self._leader is not _WRITER_THREAD:
+                    if self._closed and self._leader is None:
+                        if not self._pending:
+                            return
+                        self._leader = _WRITER_THREAD  # drain what was queued before close
                         break
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                if batch:
-                    self._commit_batch(batch)
-            # Anything submitted after the stop marker raced close(): refuse it clearly.
-            while True:
-                try:
-                    late = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                late.future.set_exception(StoreClosedError("the event store is closed"))
-        finally:
-            self._conn.close()
+                    self._mutex.wait()
+            self._lead(until=None)
 
     def _load_state(self) -> None:
         assert self._conn is not None
@@ -177,27 +204,17 @@ class Writer:
         saved = (self._last_position, self._last_hash, self._last_recorded_us)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            # Another process may have written since our last batch (an offline `ghost rollback`
-            # holds the state lock, but be safe anyway): the lock is ours now, so re-read.
-            if conn.execute("SELECT MAX(position) FROM events").fetchone()[0] != (
-                self._last_position or None
-            ):
-                self._load_state()
-                saved = (self._last_position, self._last_hash, self._last_recorded_us)
             for request in batch:
-                conn.execute("SAVEPOINT request")
                 before = (self._last_position, self._last_hash, self._last_recorded_us)
                 try:
                     value = self._apply(conn, request)
                 except StoreError as exc:
-                    conn.execute("ROLLBACK TO request")
-                    conn.execute("RELEASE request")
-                    # The stream-version cache needs no undo: it is only written after a
-                    # request's rows are in.
+                    # _apply writes nothing when it fails (one atomic statement, or its own
+                    # savepoint for very large appends), so only the in-memory head is undone.
+                    # The stream-version cache needs no undo: it is written after the rows.
                     self._last_position, self._last_hash, self._last_recorded_us = before
                     results.append((request, None, exc))
                     continue
-                conn.execute("RELEASE request")
                 results.append((request, value, None))
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -281,11 +298,36 @@ class Writer:
         return positions
 
     def _append(self, conn: sqlite3.Connection, request: AppendRequest) -> list[int]:
+        """The hot path is one multi-row INSERT, which SQLite applies atomically, so a failing
+        request leaves no rows behind without a SAVEPOINT. Duplicates and a foreign writer are
+        noticed by the INSERT's constraint failure and handled off the hot path."""
         if not request.events:
             return []
-        existing = self._existing(conn, request)
-        if existing is not None:
-            return existing
+        try:
+            return self._insert(conn, request)
+        except ConcurrencyError:
+            # A retry of an append that did commit must get its positions back, even though
+            # the stream has moved past the expected version since.
+            existing = self._existing(conn, request)
+            if existing is not None:
+                return existing
+            raise
+        except sqlite3.IntegrityError as exc:
+            existing = self._existing(conn, request)
+            if existing is not None:
+                return existing  # an idempotent retry of an append that is stored already
+            if "events.position" not in str(exc):
+                # e.g. the same new event id twice inside this very request
+                raise DuplicateEventError(request.events[0].event_id, str(exc)) from exc
+        # Another process appended since we read the head: we hold the write lock now, so
+        # re-read it and try once more.
+        self._load_state()
+        try:
+            return self._insert(conn, request)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateEventError(request.events[0].event_id, str(exc)) from exc
+
+    def _insert(self, conn: sqlite3.Connection, request: AppendRequest) -> list[int]:
         stream = request.stream
         version = self._stream_version(conn, stream)
         expected = request.expected
@@ -298,8 +340,7 @@ class Writer:
         # the log read as if later events happened earlier).
         recorded_us = max(self._clock_us(), self._last_recorded_us)
         position, previous = self._last_position, self._last_hash
-        rows = []
-        positions = []
+        params: list[object] = []
         for event in request.events:
             position += 1
             version += 1
@@ -315,32 +356,48 @@ class Writer:
                 event.data,
                 event.meta,
             )
-            rows.append(
-                (
-                    position,
-                    event.event_id,
-                    stream,
-                    version,
-                    event.type,
-                    recorded_us,
-                    event.schema,
-                    event.data,
-                    event.meta,
-                    digest,
-                )
+            params += (
+                position,
+                event.event_id,
+                stream,
+                version,
+                event.type,
+                recorded_us,
+                event.schema,
+                event.data,
+                event.meta,
+                digest,
             )
-            positions.append(position)
             previous = digest
-        try:
-            conn.executemany(
-                "INSERT INTO events (position, event_id, stream, version, type, recorded_at, "
-                "schema, data, meta, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        except sqlite3.IntegrityError as exc:
-            # Duplicate ids inside one request, or a concurrent writer outside this process.
-            raise DuplicateEventError(request.events[0].event_id, str(exc)) from exc
+        count = len(request.events)
+        if count <= _ROWS_PER_STATEMENT:
+            conn.execute(_insert_sql(count), params)
+        else:
+            # Too many rows for one statement: a savepoint keeps the request all-or-nothing.
+            conn.execute("SAVEPOINT big_append")
+            try:
+                for start in range(0, count, _ROWS_PER_STATEMENT):
+                    chunk = params[start * 10 : (start + _ROWS_PER_STATEMENT) * 10]
+                    conn.execute(_insert_sql(len(chunk) // 10), chunk)
+            except sqlite3.Error:
+                conn.execute("ROLLBACK TO big_append")
+                conn.execute("RELEASE big_append")
+                raise
+            conn.execute("RELEASE big_append")
         self._last_position, self._last_hash = position, previous
         self._last_recorded_us = recorded_us
         self._versions[stream] = version
-        return positions
+        return list(range(position - count + 1, position + 1))
+
+
+# 10 columns a row; SQLite allows 32766 bound parameters per statement since 3.32.
+_ROWS_PER_STATEMENT = 3000
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(rows: int) -> str:
+    values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT INTO events (position, event_id, stream, version, type, recorded_at, schema, "
+        f"data, meta, hash) VALUES {values}"
+    )
