@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-
 from typing import Any, Protocol, cast
 
 from twisted.internet import reactor as _reactor

@@ -23,10 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from eventstore import NewEvent, SQLiteEventStore  # noqa: E402
-from eventstore import codec  # noqa: E402
-from eventstore.hashchain import GENESIS, chain_hash  # noqa: E402
-from eventstore.schema import migrate  # noqa: E402
+from eventstore import (
+    NewEvent,
+    SQLiteEventStore,
+    codec,
+)
+from eventstore.hashchain import GENESIS, chain_hash
+from eventstore.schema import migrate
 
 PAYLOAD = {"path": "src/app.py", "sha256": "ab" * 32, "lines": 42, "kind": "modified"}
 
@@ -173,7 +176,7 @@ def main() -> None:
             piped = ours_pipelined(tmp, threads, per)
             rows.append(
                 (
-                    f"  same, pipelined (append_async, 32 in flight each)",
+                    "  same, pipelined (append_async, 32 in flight each)",
                     f"{piped:,.0f}",
                     f"raw sqlite3 x{piped / ref_raw:.1f}; eventsourcing x{piped / ref_es:.1f}",
                 )
