@@ -1,0 +1,1 @@
+"""Workspace files: crash-safe multi-file transactions (journal, temp + fsync + rename)."""

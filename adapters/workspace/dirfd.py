@@ -1,0 +1,98 @@
+"""Walking a workspace through directory file descriptors, never following a symlink.
+
+Paths were checked by the sandbox, but a directory can be swapped for a symlink after the
+check. Opening every component with O_NOFOLLOW relative to its parent's descriptor (openat)
+means a swapped-in symlink makes the operation fail instead of writing outside the workspace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePathError(OSError):
+    """A component of the path is a symlink or not a directory (changed since the check?)."""
+
+
+def split(relative: str) -> tuple[list[str], str]:
+    # Checked on the raw text: PurePosixPath would quietly normalise "a//b/./c".
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") for p in parts) or "\0" in relative:
+        raise UnsafePathError(errno.EINVAL, f"not a plain relative path: {relative!r}")
+    return list(parts[:-1]), parts[-1]
+
+
+@contextmanager
+def open_parent(root: Path, relative: str, create: bool = False) -> Iterator[tuple[int, str]]:
+    """Yield (descriptor of the file's directory, file name); with `create`, make missing
+    directories on the way (0o755, as an editor would)."""
+    directories, name = split(relative)
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for component in directories:
+            try:
+                child = os.open(component, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(component, 0o755, dir_fd=fd)
+                os.fsync(fd)  # the new directory entry must survive a crash too
+                child = os.open(component, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafePathError(
+                        exc.errno, f"{relative}: {component!r} is a symlink or not a directory"
+                    ) from exc
+                raise
+            os.close(fd)
+            fd = child
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+def read_at(dir_fd: int, name: str) -> bytes | None:
+    """The file's bytes, None when absent; refuses a symlink in place of the file."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafePathError(exc.errno, f"{name!r} is a symlink") from exc
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def mode_at(dir_fd: int, name: str) -> int | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode & 0o7777
+    except FileNotFoundError:
+        return None
+
+
+def write_temp(dir_fd: int, name: str, content: bytes, mode: int) -> None:
+    """Create `name` (which must not exist) with `content`, fsynced before returning."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    try:
+        view = memoryview(content)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fchmod(fd, mode)  # the umask must not change an existing file's mode
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def unlink_quietly(dir_fd: int, name: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=dir_fd)

@@ -1,0 +1,246 @@
+"""All-or-nothing, crash-safe changes to several workspace files (SPEC §5).
+
+The order of one transaction, and why:
+1. every before and after content goes into the store as a blob, so recovery can restore
+   either side even if the process dies at any later instant;
+2. a journal naming the transaction and each file's before/after sha256 is written and fsynced:
+   from here on a crash is resolved by `recover()`;
+3. new contents are written to temp files beside their targets and fsynced, and every target is
+   checked to still hold exactly its before content (a file changed on disk since the patch
+   was checked aborts the whole transaction, nothing written);
+4. temps are renamed over their targets (deletions unlinked) and each directory fsynced;
+5. `commit()` runs: the caller appends its durable "applied" event there. That event is the
+   commit point: recovery rolls a journaled transaction forward only if it was committed, and
+   back to every before content otherwise;
+6. the journal is removed.
+
+Paths are walked with directory descriptors and O_NOFOLLOW (see dirfd.py), so a symlink swapped
+into the workspace after the sandbox check makes the transaction fail instead of escaping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from adapters.workspace import dirfd
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_MODE = 0o644
+
+
+class BlobStore(Protocol):
+    def put_blob(self, content: bytes) -> str: ...
+
+    def get_blob(self, sha256: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileChange:
+    """One file of a transaction. None means absent: before=None creates, after=None deletes."""
+
+    path: str  # relative to the workspace root, already checked by the sandbox
+    before: bytes | None
+    after: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    txn_id: str
+    outcome: Literal["applied", "rolled_back"]
+    files: tuple[str, ...]
+
+
+class FileChangedError(Exception):
+    """A file no longer holds the content the transaction was planned against."""
+
+    def __init__(self, path: str, expected: str | None, actual: str | None) -> None:
+        self.path, self.expected, self.actual = path, expected, actual
+        super().__init__(
+            f"{path} changed on disk since the patch was checked "
+            f"(expected {expected or 'absent'}, found {actual or 'absent'}); nothing was written"
+        )
+
+
+def sha256_or_none(content: bytes | None) -> str | None:
+    return None if content is None else hashlib.sha256(content).hexdigest()
+
+
+@dataclass(slots=True)
+class _Slot:
+    change: FileChange
+    dir_fd: int
+    name: str
+    temp: str | None
+
+
+class FileTransactions:
+    """Runs transactions on one workspace; the journal lives in the node's state directory."""
+
+    def __init__(self, root: Path, journal_dir: Path, blobs: BlobStore) -> None:
+        self.root = root
+        self.journal_dir = journal_dir
+        self.blobs = blobs
+        journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    # --- applying ------------------------------------------------------------------------------
+    def apply(
+        self, txn_id: str, changes: Sequence[FileChange], commit: Callable[[], object]
+    ) -> None:
+        """Apply every change or none. Raises FileChangedError (nothing written),
+        dirfd.UnsafePathError or OSError (nothing left changed), or whatever `commit` raises
+        (the files are restored to before first)."""
+        _check_txn_id(txn_id)
+        for change in changes:
+            for content in (change.before, change.after):
+                if content is not None:
+                    self.blobs.put_blob(content)
+        self._write_journal(txn_id, changes)
+        with contextlib.ExitStack() as stack:
+            slots: list[_Slot] = []
+            try:
+                for change in changes:
+                    fd, name = stack.enter_context(
+                        dirfd.open_parent(self.root, change.path, create=change.after is not None)
+                    )
+                    slot = _Slot(change, fd, name, None)
+                    slots.append(slot)
+                    actual = dirfd.read_at(fd, name)
+                    if actual != change.before:
+                        raise FileChangedError(
+                            change.path, sha256_or_none(change.before), sha256_or_none(actual)
+                        )
+                    if change.after is not None:
+                        slot.temp = _temp_name(name, txn_id)
+                        mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
+                        dirfd.write_temp(fd, slot.temp, change.after, mode)
+            except BaseException:
+                for slot in slots:
+                    if slot.temp is not None:
+                        dirfd.unlink_quietly(slot.dir_fd, slot.temp)
+                self._clear_journal(txn_id)
+                raise
+            # From the first rename on, failure means restoring the before side.
+            try:
+                for slot in slots:
+                    if slot.temp is not None:
+                        os.replace(
+                            slot.temp, slot.name, src_dir_fd=slot.dir_fd, dst_dir_fd=slot.dir_fd
+                        )
+                    else:
+                        dirfd.unlink_quietly(slot.dir_fd, slot.name)
+                for fd in {slot.dir_fd for slot in slots}:
+                    os.fsync(fd)
+                commit()
+            except BaseException:
+                log.warning("transaction %s failed after writing; restoring", txn_id)
+                self._restore(txn_id, changes, to_after=False)
+                self._clear_journal(txn_id)
+                raise
+        self._clear_journal(txn_id)
+
+    # --- recovery ------------------------------------------------------------------------------
+    def pending(self) -> list[str]:
+        """Transactions whose journal is still there (the process died during them)."""
+        return sorted(p.stem for p in self.journal_dir.glob("*.json"))
+
+    def recover(self, committed: Callable[[str], bool]) -> list[Recovery]:
+        """Resolve every leftover journal: forward if `committed(txn_id)`, else back to before.
+        Idempotent: a crash during recovery is resolved by the next recovery."""
+        done = []
+        for txn_id in self.pending():
+            changes = self._read_journal(txn_id)
+            forward = committed(txn_id)
+            self._restore(txn_id, changes, to_after=forward)
+            self._clear_journal(txn_id)
+            done.append(
+                Recovery(
+                    txn_id, "applied" if forward else "rolled_back", tuple(c.path for c in changes)
+                )
+            )
+        return done
+
+    def _restore(self, txn_id: str, changes: Sequence[FileChange], to_after: bool) -> None:
+        for change in changes:
+            wanted = change.after if to_after else change.before
+            with dirfd.open_parent(self.root, change.path, create=wanted is not None) as (fd, name):
+                dirfd.unlink_quietly(fd, _temp_name(name, txn_id))
+                if dirfd.read_at(fd, name) == wanted:
+                    continue
+                if wanted is None:
+                    dirfd.unlink_quietly(fd, name)
+                else:
+                    temp = _temp_name(name, txn_id)
+                    mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
+                    dirfd.write_temp(fd, temp, wanted, mode)
+                    os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
+                os.fsync(fd)
+
+    # --- the journal -----------------------------------------------------------------------------
+    def _journal_path(self, txn_id: str) -> Path:
+        return self.journal_dir / f"{txn_id}.json"
+
+    def _write_journal(self, txn_id: str, changes: Sequence[FileChange]) -> None:
+        record = {
+            "txn_id": txn_id,
+            "root": str(self.root),
+            "files": [
+                {
+                    "path": c.path,
+                    "before": sha256_or_none(c.before),
+                    "after": sha256_or_none(c.after),
+                }
+                for c in changes
+            ],
+        }
+        path = self._journal_path(txn_id)
+        temp = path.with_suffix(".tmp")
+        with open(temp, "wb") as handle:
+            handle.write(json.dumps(record).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        _fsync_dir(self.journal_dir)
+
+    def _read_journal(self, txn_id: str) -> list[FileChange]:
+        record = json.loads(self._journal_path(txn_id).read_bytes())
+        return [
+            FileChange(
+                f["path"],
+                None if f["before"] is None else self.blobs.get_blob(f["before"]),
+                None if f["after"] is None else self.blobs.get_blob(f["after"]),
+            )
+            for f in record["files"]
+        ]
+
+    def _clear_journal(self, txn_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._journal_path(txn_id).unlink()
+        _fsync_dir(self.journal_dir)
+
+
+def _temp_name(name: str, txn_id: str) -> str:
+    # Same directory as the target (rename is atomic only within one filesystem); a dot name
+    # and .tmp suffix keep editors and the watcher's default excludes away from it.
+    return f".{name}.ghost-{txn_id[:16]}.tmp"
+
+
+def _check_txn_id(txn_id: str) -> None:
+    if not txn_id or not all(c.isalnum() or c in "-_" for c in txn_id):
+        raise ValueError(f"transaction id must be alphanumeric, '-' or '_': {txn_id!r}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
