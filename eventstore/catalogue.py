@@ -1,0 +1,54 @@
+"""The event types ghost-runner records (SPEC §6) and the streams they belong to.
+
+One place for the names, so that writers (actors) and readers (projections, the CLI) cannot
+drift apart. Types are a StrEnum, stored as plain strings by the codec.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class EventType(enum.StrEnum):
+    NODE_STARTED = "NodeStarted"
+    NODE_STOPPED = "NodeStopped"
+    NODE_PAUSED = "NodePaused"
+    NODE_RESUMED = "NodeResumed"
+    ACTOR_STARTED = "ActorStarted"
+    ACTOR_FAILED = "ActorFailed"
+    ACTOR_RESTARTING = "ActorRestarting"
+    SUPERVISOR_GAVE_UP = "SupervisorGaveUp"
+    HEALTH_CHANGED = "HealthChanged"
+    PATCH_RECEIVED = "PatchReceived"
+    PATCH_REJECTED = "PatchRejected"
+    PATCH_PENDING_APPROVAL = "PatchPendingApproval"
+    PATCH_APPROVED = "PatchApproved"
+    PATCH_DRY_RUN = "PatchDryRun"
+    PATCH_APPLYING = "PatchApplying"
+    PATCH_APPLIED = "PatchApplied"
+    PATCH_RECOVERED = "PatchRecovered"
+    PATCH_ROLLED_BACK = "PatchRolledBack"
+    TESTS_STARTED = "TestsStarted"
+    TESTS_FINISHED = "TestsFinished"
+    FILES_CHANGED = "FilesChanged"
+    TUNNEL_UP = "TunnelUp"
+    TUNNEL_DOWN = "TunnelDown"
+    SERVICE_STARTED = "ServiceStarted"
+    SERVICE_EXITED = "ServiceExited"
+    NOTIFICATION_SENT = "NotificationSent"
+    NOTIFICATION_FAILED = "NotificationFailed"
+
+
+NODE_STREAM = "node"
+
+
+def patch_stream(patch_id: str) -> str:
+    return f"patch-{patch_id}"
+
+
+def workspace_stream(name: str) -> str:
+    return f"workspace-{name}"
+
+
+def actor_stream(name: str) -> str:
+    return f"actor-{name}"
