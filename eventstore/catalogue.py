@@ -20,6 +20,7 @@ class EventType(enum.StrEnum):
     SUPERVISOR_GAVE_UP = "SupervisorGaveUp"
     HEALTH_CHANGED = "HealthChanged"
     PATCH_RECEIVED = "PatchReceived"
+    PATCH_QUEUED = "PatchQueued"
     PATCH_REJECTED = "PatchRejected"
     PATCH_PENDING_APPROVAL = "PatchPendingApproval"
     PATCH_APPROVED = "PatchApproved"

@@ -1,0 +1,108 @@
+"""What a patch command is and what the node answers about it (SPEC §4): small immutable records
+shared by the HTTP layer, the CLI and the PatchActor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal[
+    "applied", "dry_run", "pending_approval", "queued", "rejected", "failed", "rolled_back"
+]
+# How an outcome maps to HTTP (SPEC §4): a rejected patch is 422, a base conflict 409...
+ErrorCode = Literal["invalid", "does_not_apply", "conflict", "sandbox", "not_found", "busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class PatchCommand:
+    """A validated POST /webhook body. `raw` keeps the body as received, for idempotency
+    (same client id + same body = same answer) and for the audit trail."""
+
+    raw: Mapping[str, Any]
+    workspace: str
+    format: str | None = None
+    client_id: str | None = None
+    dry_run: bool = False
+    run_tests: bool = True
+    rollback_on_failure: bool | None = None  # None: the workspace's config decides
+    description: str = ""
+    author: str = ""
+
+    @property
+    def body_sha256(self) -> str:
+        canonical = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    path: str
+    action: str  # add | update | delete | move
+    before_sha256: str | None
+    after_sha256: str | None
+    move_from: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "action": self.action,
+            "before_sha256": self.before_sha256,
+            "after_sha256": self.after_sha256,
+        }
+        if self.move_from:
+            out["move_from"] = self.move_from
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TestsOutcome:
+    status: str  # passed | failed | timeout | error | skipped
+    exit_code: int | None
+    duration_s: float
+    output_tail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "duration_s": round(self.duration_s, 3),
+            "output_tail": self.output_tail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PatchError:
+    code: ErrorCode
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PatchOutcome:
+    patch_id: str
+    status: Status
+    files: tuple[FileOutcome, ...] = ()
+    diff: str = ""
+    tests: TestsOutcome | None = None
+    position: int = 0
+    error: PatchError | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "patch_id": self.patch_id,
+            "status": self.status,
+            "files": [f.as_json() for f in self.files],
+            "diff": self.diff,
+            "tests": None if self.tests is None else self.tests.as_json(),
+            "position": self.position,
+        }
+        if self.error is not None:
+            out["error"] = {
+                "code": self.error.code,
+                "message": self.error.message,
+                "details": dict(self.error.details),
+            }
+        return out
