@@ -23,8 +23,9 @@ from actors.healthchecks import (
     worst,
 )
 from actors.messages import AddCheck, CheckNow, GetHealth, HealthTick
-from actors.recorder import EventRecorder, NullRecorder, actor_stream
+from actors.recorder import EventRecorder, NullRecorder
 from actors.scheduler import Scheduler
+from eventstore.catalogue import actor_stream
 
 log = logging.getLogger(__name__)
 

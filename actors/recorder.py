@@ -21,14 +21,6 @@ from eventstore.protocol import EventStore
 log = logging.getLogger(__name__)
 
 
-def actor_stream(name: str) -> str:
-    return f"actor-{name}"
-
-
-def supervisor_stream(name: str) -> str:
-    return f"supervisor-{name}"
-
-
 class EventRecorder(Protocol):
     def record(self, stream: str, type: str, data: Mapping[str, Any]) -> None:
         """Queue one event for `stream`; returns at once, never raises."""

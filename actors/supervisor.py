@@ -56,10 +56,11 @@ from actors.messages import (
     Ping,
     RestartChildren,
 )
-from actors.recorder import EventRecorder, NullRecorder, actor_stream, supervisor_stream
+from actors.recorder import EventRecorder, NullRecorder
 from actors.scheduler import Scheduler
 from actors.spec import ChildSpec, Liveness, Restart, Strategy
 from actors.states import ACTOR_FAILED, STATE_EVENTS, SUPERVISOR_EVENTS, ActorState
+from eventstore.catalogue import actor_stream, supervisor_stream
 
 log = logging.getLogger(__name__)
 

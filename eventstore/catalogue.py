@@ -53,3 +53,7 @@ def workspace_stream(name: str) -> str:
 
 def actor_stream(name: str) -> str:
     return f"actor-{name}"
+
+
+def supervisor_stream(name: str) -> str:
+    return f"supervisor-{name}"
