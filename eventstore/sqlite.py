@@ -18,7 +18,7 @@ from eventstore import codec
 from eventstore.errors import BlobNotFoundError, CorruptEventError, StoreClosedError, StoreError
 from eventstore.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, VerifyReport
 from eventstore.hashchain import GENESIS, chain_hash
-from eventstore.schema import migrate
+from eventstore.schema import SCHEMA_VERSION, current_version, migrate
 from eventstore.subscription import CommitNotifier, StoreSubscription
 from eventstore.upcasting import Upcasters
 from eventstore.writer import (
@@ -49,6 +49,7 @@ class SQLiteEventStore:
         durability: Durability = "full",
         upcasters: Upcasters | None = None,
         max_payload_bytes: int = codec.DEFAULT_MAX_DECODE_BYTES,
+        readonly: bool = False,
     ) -> None:
         if durability not in ("full", "normal"):
             raise ValueError(f"durability must be 'full' or 'normal', not {durability!r}")
@@ -61,9 +62,17 @@ class SQLiteEventStore:
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._subscriptions: weakref.WeakSet[StoreSubscription] = weakref.WeakSet()
+        self.readonly = readonly
         self._writer = Writer(self._connect_writer, self._committed)
         self._notifier = CommitNotifier()
-        self._writer.start()
+        if readonly:
+            # Readers only (the CLI, tests watching a running node): no writer, no migration;
+            # refuse a database this code does not understand rather than misread it.
+            if not self.path.exists():
+                raise StoreError(f"no event store at {self.path}")
+            self._check_schema_readonly()
+        else:
+            self._writer.start()
         self._notifier.committed(self.last_position())
 
     # --- connections ---------------------------------------------------------------------------
@@ -80,6 +89,14 @@ class SQLiteEventStore:
             conn.close()
             raise
         return conn
+
+    def _check_schema_readonly(self) -> None:
+        version = current_version(self._reader())
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, this ghost-runner reads "
+                f"{SCHEMA_VERSION}; open it read-write once to migrate"
+            )
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -131,19 +148,24 @@ class SQLiteEventStore:
             for e in events
         ]
         request = AppendRequest(stream=stream, events=encoded, expected=expected_version)
-        self._writer.submit(request, lead=lead)
+        self._submit(request, lead)
         return request.future
 
     def put_blob(self, content: bytes) -> str:
         digest = hashlib.sha256(content).hexdigest()
         request = BlobRequest(sha256=digest, content=bytes(content))
-        self._writer.submit(request, lead=True)
+        self._submit(request, lead=True)
         return str(request.future.result())
 
     def save_checkpoint(self, subscriber: str, position: int) -> None:
         request = CheckpointRequest(subscriber=subscriber, position=position)
-        self._writer.submit(request, lead=True)
+        self._submit(request, lead=True)
         request.future.result()
+
+    def _submit(self, request: AppendRequest | BlobRequest | CheckpointRequest, lead: bool) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        self._writer.submit(request, lead=lead)
 
     # --- reading -------------------------------------------------------------------------------
     def _decode(self, row: tuple[Any, ...]) -> RecordedEvent:
@@ -314,7 +336,8 @@ class SQLiteEventStore:
     def close(self) -> None:
         if self._closed:
             return
-        self._writer.close()  # commits everything already queued
+        if not self.readonly:
+            self._writer.close()  # commits everything already queued
         self._closed = True
         for subscription in list(self._subscriptions):
             subscription.close()

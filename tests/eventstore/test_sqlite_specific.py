@@ -59,3 +59,20 @@ def test_upcasters_lift_old_schemas_on_read(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="exists already"):
         upcasters.register("PatchApplied", 1, lambda d: d)
+
+
+def test_readonly_store_reads_and_refuses_writes(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    with pytest.raises(StoreError, match="no event store"):
+        SQLiteEventStore(path, readonly=True)
+    with SQLiteEventStore(path) as writer:
+        writer.append("s", [NewEvent("T", {"n": 1})])
+        with SQLiteEventStore(path, readonly=True) as reader:
+            assert [e.data["n"] for e in reader.read_all()] == [1]
+            writer.append("s", [NewEvent("T", {"n": 2})])
+            assert reader.last_position() == 2
+            with pytest.raises(StoreError, match="read-only"):
+                reader.append("s", [NewEvent("T")])
+            with pytest.raises(StoreError, match="read-only"):
+                reader.put_blob(b"x")
+            assert reader.verify().ok
