@@ -1,42 +1,255 @@
-"""ghost-node: the daemon. (Foundation stage: opens the store, records NodeStarted, serves until
-SIGINT/SIGTERM, records NodeStopped. The supervision tree is wired in by the daemon work.)"""
+"""ghost-node: the daemon.
+
+Process lifecycle, in a fixed order (and undone in reverse, in `finally`):
+config -> state directory (lock) -> logging -> event store -> NodeStarted -> supervision tree
+-> node.json -> READY=1 -> Twisted reactor in the main thread ... SIGTERM/SIGINT -> STOPPING=1
+-> actors stopped (root first, so children stop in reverse start order) -> NodeStopped ->
+store closed -> state directory released.
+
+Exit codes (SPEC §3): 0 clean stop, 2 bad config or arguments (or the state directory is in
+use), 70 the root supervisor gave up (so systemd restarts the node).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from pykka import ActorRef, ActorRegistry
 from twisted.internet import reactor as _reactor
 
+from actors.chaos import ChaosMode
+from actors.messages import GaveUp
+from actors.recorder import StoreRecorder
+from actors.tree import TreeSpec, build_tree
+from adapters import systemd
+from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
+from adapters.logging_setup import configure_logging, route_twisted_logs
+from adapters.statedir import PreviousRun, StateDir, StateDirError
+from adapters.twisted_bridge import ShutdownReactor, install_shutdown
 from eventstore import NewEvent, SQLiteEventStore
+from eventstore.catalogue import NODE_STREAM, EventType
+
+log = logging.getLogger("ghost.node")
+
+EXIT_OK, EXIT_USAGE, EXIT_GAVE_UP = 0, 2, 70
+DEFAULT_HEALTH_INTERVAL_S = 10.0
 
 
-class _Reactor(Protocol):
+class _Reactor(ShutdownReactor, Protocol):
     def run(self) -> None: ...
-    def addSystemEventTrigger(self, phase: str, event: str, f: Any, *args: Any) -> Any: ...
+    def stop(self) -> None: ...
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ghost-node")
-    parser.add_argument("--state-dir", type=Path, default=Path(".ghost"))
-    args = parser.parse_args(argv)
-    state: Path = args.state_dir.resolve()
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = SQLiteEventStore(state / "events.db")
-    store.append("node", [NewEvent("NodeStarted", {"pid": os.getpid(), "cwd": os.getcwd()})])
-    print(f"ghost-node: workspace {os.getcwd()}, state {state}, events {store.path}", flush=True)
+reactor = cast(_Reactor, _reactor)
 
-    def stop() -> None:
-        store.append("node", [NewEvent("NodeStopped", {"pid": os.getpid(), "clean": True})])
-        store.close()
 
-    reactor = cast(_Reactor, _reactor)
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
-    reactor.run()
-    return 0
+def _watchdog_ping() -> None:
+    systemd.watchdog()  # False (no NOTIFY_SOCKET) is fine: not run by systemd
+
+
+def version() -> str:
+    try:
+        return metadata.version("ghost-runner")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ghost-node",
+        description="Receive patches from a remote LLM and apply them safely (see README).",
+    )
+    parser.add_argument("--config", type=Path, help="TOML config file (SPEC §3)")
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on; 0 = any free port")
+    parser.add_argument("--state-dir", type=Path, help="state directory (default ./.ghost)")
+    parser.add_argument("--workspace", type=Path, help="the workspace (default: current dir)")
+    parser.add_argument(
+        "--stop-timeout", type=float, default=10.0, help="seconds a clean stop may take"
+    )
+    parser.add_argument(
+        "--chaos",
+        action="append",
+        default=[],
+        metavar="MODE",
+        help="fault injection for testing supervision: crash[:S], crash-on-start, hang[:S]",
+    )
+    parser.add_argument("--version", action="version", version=f"ghost-node {version()}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(
+            args.config,
+            CliOverrides(
+                host=args.host, port=args.port, state_dir=args.state_dir, workspace=args.workspace
+            ),
+        )
+        secrets = EnvSecrets.from_env(os.environ, config.slack)
+        chaos = [ChaosMode.parse(mode) for mode in args.chaos]
+    except (ConfigError, ValueError) as exc:
+        print(f"ghost-node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    state = StateDir(config.node.state_dir)
+    try:
+        previous = state.open()
+    except StateDirError as exc:  # includes StateDirLocked: a node already runs there
+        print(f"ghost-node: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    node = Node(config, secrets, state, previous, chaos, args.stop_timeout)
+    try:
+        code = node.run()
+    finally:
+        state.close()
+    stuck = [
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if node.stop_timed_out or stuck:
+        # Actor threads are not daemons: one stuck (an actor its supervisor abandoned, or one
+        # that ignored the stop) would keep the process alive and deaf to SIGTERM. NodeStopped
+        # is recorded and the store closed: everything durable is done, so leave now.
+        log.warning("exiting without joining stuck threads: %s", ", ".join(stuck) or "-")
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+class Node:
+    def __init__(
+        self,
+        config: Config,
+        secrets: EnvSecrets,
+        state: StateDir,
+        previous: PreviousRun | None,
+        chaos: Sequence[ChaosMode],
+        stop_timeout_s: float,
+    ) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.state = state
+        self.previous = previous
+        self.chaos = list(chaos)
+        self.stop_timeout_s = stop_timeout_s
+        self.exit_code = EXIT_OK
+        self.stop_timed_out = False
+
+    def run(self) -> int:
+        redactor = configure_logging(self.config.log, secrets=self.secrets.values())
+        route_twisted_logs()
+        token = self.state.token(self.secrets.token)
+        redactor.add(token.value)
+        store = SQLiteEventStore(self.state.events_db, durability=self.config.node.durability)
+        try:
+            self._record_start(store)
+            self._serve(store)
+        finally:
+            store.append(NODE_STREAM, [NewEvent(EventType.NODE_STOPPED, self._stop_data())])
+            store.close()
+        return self.exit_code
+
+    def _serve(self, store: SQLiteEventStore) -> None:
+        watchdog_s = systemd.watchdog_interval_s()
+        interval = DEFAULT_HEALTH_INTERVAL_S
+        if watchdog_s is not None:
+            interval = min(interval, watchdog_s / 2)  # ping at least twice per timeout
+        tree = build_tree(
+            TreeSpec(chaos=self.chaos),
+            self.config.supervisor,
+            StoreRecorder(store),
+            on_give_up=lambda gave_up: reactor.callFromThread(self._give_up, gave_up),
+            # A real write through the store's writer, without adding an event every round.
+            store_check=lambda: store.save_checkpoint("health-probe", store.last_position()),
+            watchdog_ping=_watchdog_ping,
+            health_interval_s=interval,
+        )
+        root: ActorRef[Any] = tree.root.launch()
+        handle = install_shutdown(
+            reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
+        )
+        host, port = self.config.node.host, self.config.node.port
+        url = f"http://{host}:{port}"
+        self.state.write_node_json(host, port, url)
+        workspaces = ", ".join(f"{w.name} ({w.path})" for w in self.config.workspaces)
+        print(
+            f"ghost-node {version()}: workspace {workspaces}; state {self.state.path}; "
+            f"events {self.state.events_db}. Ctrl-C stops it.",
+            flush=True,
+        )
+        systemd.ready(f"serving {workspaces}")
+        reactor.run()
+        self.stop_timed_out = handle.timed_out
+
+    def _stop_actors(self, root: ActorRef[Any]) -> None:
+        """Runs in the shutdown thread (never the reactor's): stopping the root stops its
+        children in reverse start order; stop_all catches anything started outside it."""
+        systemd.stopping("stopping")
+        log.info("stopping actors")
+        root.stop(block=True, timeout=self.stop_timeout_s)
+        ActorRegistry.stop_all(block=True, timeout=self.stop_timeout_s)
+
+    def _give_up(self, gave_up: GaveUp) -> None:
+        """Reactor thread: the root supervisor gave up. Exit 70 so systemd restarts us."""
+        log.critical(
+            "supervisor %s gave up (%s); exiting with status %d",
+            gave_up.supervisor,
+            gave_up.reason,
+            EXIT_GAVE_UP,
+        )
+        self.exit_code = EXIT_GAVE_UP
+        systemd.status(f"supervisor gave up: {gave_up.reason}")
+        reactor.stop()
+
+    def _record_start(self, store: SQLiteEventStore) -> None:
+        events = []
+        if self.previous is not None:
+            # The previous run never wrote its NodeStopped: record its end on its behalf.
+            events.append(
+                NewEvent(
+                    EventType.NODE_STOPPED,
+                    {
+                        "pid": self.previous.pid,
+                        "started_at": self.previous.started_at,
+                        "clean": False,
+                        "reason": "the previous run ended without a clean stop (killed or crashed)",
+                        "detected_at": datetime.now(UTC),
+                    },
+                )
+            )
+        events.append(
+            NewEvent(
+                EventType.NODE_STARTED,
+                {
+                    "pid": os.getpid(),
+                    "version": version(),
+                    "host": self.config.node.host,
+                    "port": self.config.node.port,
+                    "state_dir": str(self.state.path),
+                    "config": None if self.config.source is None else str(self.config.source),
+                    "workspaces": [
+                        {"name": w.name, "path": str(w.path)} for w in self.config.workspaces
+                    ],
+                    "previous_run_clean": self.previous is None,
+                    "chaos": [m.kind for m in self.chaos],
+                },
+            )
+        )
+        store.append(NODE_STREAM, events)
+
+    def _stop_data(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "clean": True, "exit_code": self.exit_code}
 
 
 if __name__ == "__main__":

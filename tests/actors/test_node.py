@@ -1,0 +1,194 @@
+"""ghost-node as systemd and an operator meet it: real processes, real signals, real sockets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.actors.nodeproc import FAST_SUPERVISOR, NodeProcess, types, write_config
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+def test_clean_start_and_sigterm(ws: Path) -> None:
+    node = NodeProcess(ws)
+    events = node.wait_for(lambda ev: "ActorStarted" in types(ev))
+    assert types(events)[0] == "NodeStarted"
+    assert events[0].data["previous_run_clean"] is True
+    info = json.loads((ws / ".ghost" / "node.json").read_text())
+    assert info["pid"] == node.proc.pid
+    assert (ws / ".ghost").stat().st_mode & 0o777 == 0o700
+    assert (ws / ".ghost" / "token").stat().st_mode & 0o777 == 0o600
+    node.signal(signal.SIGTERM)
+    assert node.wait() == 0
+    events = node.events()
+    assert types(events)[-1] == "NodeStopped"
+    assert events[-1].data["clean"] is True
+    assert "ActorStopped" in types(events)
+    assert not (ws / ".ghost" / "node.json").exists()
+
+
+def test_second_node_on_the_same_state_dir_exits_2(ws: Path) -> None:
+    first = NodeProcess(ws)
+    try:
+        first.wait_for(lambda ev: "NodeStarted" in types(ev))
+        second = NodeProcess(ws)
+        assert second.wait() == 2
+        _, err = second.output()
+        assert "lock" in err.lower() or "already" in err.lower()
+        assert str(first.proc.pid) in err
+    finally:
+        first.signal(signal.SIGTERM)
+        assert first.wait() == 0
+
+
+def test_sigkill_then_start_records_the_unclean_end(ws: Path) -> None:
+    first = NodeProcess(ws)
+    first.wait_for(lambda ev: "ActorStarted" in types(ev))
+    first.proc.kill()
+    first.wait()
+    second = NodeProcess(ws)
+    try:
+        events = second.wait_for(lambda ev: types(ev).count("NodeStarted") == 2)
+        stopped = [e for e in events if e.type == "NodeStopped"]
+        assert len(stopped) == 1
+        assert stopped[0].data["clean"] is False
+        assert stopped[0].data["pid"] == first.proc.pid
+        assert events[-1].type != "NodeStopped"
+        restarted = [e for e in events if e.type == "NodeStarted"][-1]
+        assert restarted.data["previous_run_clean"] is False
+    finally:
+        second.signal(signal.SIGTERM)
+        assert second.wait() == 0
+
+
+def test_an_actor_failing_over_and_over_is_restarted_with_growing_backoff(
+    ws: Path, tmp_path: Path
+) -> None:
+    config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=1000))
+    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash:0.02")
+    try:
+        events = node.wait_for(lambda ev: types(ev).count("ActorRestarting") >= 6)
+        failed = [e for e in events if e.type == "ActorFailed"]
+        assert failed[0].data["error_type"].endswith("InjectedFailure")
+        delays = [e.data["delay_s"] for e in events if e.type == "ActorRestarting"][:6]
+        # 0.05, 0.1, 0.2, 0.4 (cap), 0.4... with jitter that only shortens (<= 10 %)
+        assert delays[0] <= 0.05
+        assert delays[2] > delays[0] * 2
+        assert all(d <= 0.4 for d in delays)
+        assert node.proc.poll() is None  # still serving
+    finally:
+        node.signal(signal.SIGTERM)
+        assert node.wait() == 0  # SIGTERM while busy restarting: still a clean exit
+    assert types(node.events())[-1] == "NodeStopped"
+
+
+def test_root_giving_up_exits_70(ws: Path, tmp_path: Path) -> None:
+    config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=3))
+    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash:0.02")
+    assert node.wait(30) == 70
+    events = node.events()
+    assert "SupervisorGaveUp" in types(events)
+    assert types(events).count("ActorRestarting") == 3
+    assert types(events)[-1] == "NodeStopped"
+    assert events[-1].data["exit_code"] == 70
+
+
+def test_crash_in_setup_is_supervised_too(ws: Path, tmp_path: Path) -> None:
+    config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=2))
+    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash-on-start")
+    assert node.wait(30) == 70
+    failed = [e for e in node.events() if e.type == "ActorFailed"]
+    assert failed
+    assert "setup" in failed[0].data["message"]
+
+
+def _notify_socket(tmp_path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    return sock
+
+
+def _drain(sock: socket.socket, seconds: float) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+    return got
+
+
+def test_sd_notify_ready_watchdog_and_stopping(ws: Path, tmp_path: Path) -> None:
+    sock = _notify_socket(tmp_path)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
+    node = NodeProcess(ws, env=env)
+    try:
+        messages = _drain(sock, 3.0)
+        assert any(m.startswith("READY=1") for m in messages)
+        assert sum("WATCHDOG=1" in m for m in messages) >= 3  # every 0.5 s while healthy
+    finally:
+        node.signal(signal.SIGTERM)
+        assert node.wait() == 0
+    assert any("STOPPING=1" in m for m in _drain(sock, 0.5))
+    sock.close()
+
+
+def test_watchdog_stops_while_an_actor_is_hung(ws: Path, tmp_path: Path) -> None:
+    sock = _notify_socket(tmp_path)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
+    node = NodeProcess(ws, "--chaos", "hang:2", env=env)
+    try:
+        before = _drain(sock, 1.8)
+        assert any("WATCHDOG=1" in m for m in before)
+        _drain(sock, 1.0)  # the hang begins; the next health round sees it
+        during = _drain(sock, 3.0)
+        assert not any("WATCHDOG=1" in m for m in during)
+        events = node.events()
+        changed = [e.data for e in events if e.type == "HealthChanged"]
+        assert changed[-1]["to"] == "down"
+    finally:
+        node.signal(signal.SIGTERM)
+        node.wait(30)
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("[node]\nport = 'high'\n", "node.port"),
+        ("[node]\nbogus = 1\n", "bogus"),
+        ("[[workspace]]\nname = 'w'\npath = '/does/not/exist'\n", "workspace[0].path"),
+        ("[supervisor]\nmax_restarts = true\n", "supervisor.max_restarts"),
+        ("[node]\ndurability = 'fast'\n", "node.durability"),
+        ("not toml = = =\n", "TOML"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_problem(
+    ws: Path, tmp_path: Path, body: str, needle: str
+) -> None:
+    config = write_config(ws, body)
+    node = NodeProcess(ws, "--config", str(config))
+    assert node.wait() == 2
+    _, err = node.output()
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_bad_arguments_exit_2(ws: Path) -> None:
+    for args in (["--port", "nope"], ["--chaos", "explode"], ["--config", "/no/such.toml"]):
+        node = NodeProcess(ws, *args)
+        assert node.wait() == 2, args
+        assert "Traceback" not in node.output()[1]
