@@ -72,7 +72,10 @@ class SQLiteEventStore:
                 raise StoreError(f"no event store at {self.path}")
             self._check_schema_readonly()
         else:
-            self._writer.start()
+            try:
+                self._writer.start()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the event store {self.path}: {exc}") from exc
         self._notifier.committed(self.last_position())
 
     # --- connections ---------------------------------------------------------------------------

@@ -76,3 +76,8 @@ def test_readonly_store_reads_and_refuses_writes(tmp_path: Path) -> None:
             with pytest.raises(StoreError, match="read-only"):
                 reader.put_blob(b"x")
             assert reader.verify().ok
+
+
+def test_unopenable_path_raises_the_stores_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open the event store"):
+        SQLiteEventStore(tmp_path / "missing-dir" / "e.db")

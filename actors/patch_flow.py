@@ -1,0 +1,543 @@
+"""The life of a patch in one workspace, as a synchronous sequence (SPEC §5, §6).
+
+PatchActor runs one PatchFlow per workspace in its own thread, so patches of a workspace go one
+at a time in order while workspaces run in parallel. Everything here is plain calls: the flow is
+tested without actors.
+
+    submit:  PatchReceived -> [paused: PatchQueued]
+             -> parse + plan (every hunk, sandbox, base hashes)
+             -> PatchRejected | PatchDryRun | PatchPendingApproval
+             -> PatchApplying -> atomic transaction, whose commit is PatchApplied
+             -> TestsStarted -> TestsFinished -> [failed + rollback_on_failure: PatchRolledBack]
+
+A crash anywhere is resolved at the next start by `recover()` (PatchRecovered); see
+adapters/workspace/transaction.py for why the applied event is the commit point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from actors.patch_records import (
+    ErrorCode,
+    FileOutcome,
+    PatchCommand,
+    PatchError,
+    PatchOutcome,
+    Status,
+    TestsOutcome,
+)
+from adapters.config import WorkspaceConfig
+from adapters.patching import (
+    PatchParseError,
+    PatchRejected,
+    Plan,
+    Sandbox,
+    SandboxView,
+    SandboxViolation,
+    parse_body,
+    plan,
+    unified_diff,
+)
+from adapters.processes import TestRun, clean_env, run_tests
+from adapters.workspace.dirfd import UnsafePathError
+from adapters.workspace.transaction import (
+    FileChange,
+    FileChangedError,
+    FileTransactions,
+    sha256_or_none,
+)
+from eventstore.catalogue import EventType, patch_stream
+from eventstore.events import NewEvent, RecordedEvent
+from eventstore.protocol import EventStore
+from replay.patches import PATCH_EVENT_TYPES, PatchView, fold
+
+log = logging.getLogger(__name__)
+
+TestRunner = Callable[[WorkspaceConfig], TestRun]
+# Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
+ExpectWrites = Callable[[Mapping[str, str | None], str], None]
+
+
+class FlowError(Exception):
+    """A decision that cannot be taken (unknown patch, wrong state, files changed since)."""
+
+    def __init__(self, code: ErrorCode, message: str, details: Mapping[str, Any] | None = None):
+        self.error = PatchError(code, message, details or {})
+        super().__init__(message)
+
+
+def default_test_runner(workspace: WorkspaceConfig) -> TestRun:
+    assert workspace.test_command is not None
+    return run_tests(
+        workspace.test_command.popen_args(),
+        cwd=workspace.path,
+        timeout_s=workspace.test_timeout_s,
+        env=clean_env(),  # no ghost secrets in the tests' environment
+    )
+
+
+class _Store(Protocol):
+    """The store operations the flow needs (an EventStore provides them)."""
+
+    def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: Any = ...
+    ) -> list[int]: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: PatchCommand
+
+
+class PatchFlow:
+    def __init__(
+        self,
+        workspace: WorkspaceConfig,
+        store: EventStore,
+        journal_dir: Path,
+        test_runner: TestRunner = default_test_runner,
+        expect_writes: ExpectWrites | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.store = store
+        self.sandbox = Sandbox(workspace.path, workspace.exclude, workspace.max_file_bytes)
+        self.transactions = FileTransactions(workspace.path, journal_dir, store)
+        self.test_runner = test_runner
+        self.expect_writes = expect_writes
+        self.patches: dict[str, PatchView] = {}
+        self.by_client_id: dict[str, str] = {}
+        self.paused = False
+        self.queue: list[str] = []  # patch ids waiting for resume, in order
+
+    # --- start -------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Rebuild this workspace's patches from the store, then resolve crashed transactions
+        and re-queue patches that were waiting for a resume."""
+        for event in self.store.read_all(types=sorted(PATCH_EVENT_TYPES)):
+            pid = event.stream.removeprefix("patch-")
+            view = self.patches.get(pid)
+            if view is None and event.data.get("workspace") != self.workspace.name:
+                continue
+            self._fold(event, pid)
+        paused = self.store.read_all(types=[EventType.NODE_PAUSED, EventType.NODE_RESUMED])
+        self.paused = bool(paused) and paused[-1].type == EventType.NODE_PAUSED
+        for recovery in self.transactions.recover(self._committed):
+            self._recovered(recovery.txn_id, recovery.outcome)
+        self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
+
+    def _committed(self, txn_id: str) -> bool:
+        pid, kind = _split_txn(txn_id)
+        wanted = EventType.PATCH_APPLIED if kind == "apply" else EventType.PATCH_ROLLED_BACK
+        return any(
+            e.type == wanted and e.data.get("txn_id") == txn_id
+            for e in self.store.read_stream(patch_stream(pid))
+        )
+
+    def _recovered(self, txn_id: str, outcome: str) -> None:
+        pid, kind = _split_txn(txn_id)
+        message = (
+            "the node stopped during this change; it was completed"
+            if outcome == "applied"
+            else "the node stopped during this change; every file was restored, nothing changed"
+        )
+        view = self.patches.get(pid)
+        self._record(
+            pid,
+            EventType.PATCH_RECOVERED,
+            {
+                "patch_id": pid,
+                "txn_id": txn_id,
+                "kind": kind,
+                "outcome": outcome,
+                "message": message,
+                "changes": list(view.changes) if view else [],
+            },
+        )
+        log.warning("patch %s: %s (%s)", pid, message, kind)
+
+    # --- commands ----------------------------------------------------------------------------
+    def submit(self, command: PatchCommand, meta: Mapping[str, Any] | None = None) -> PatchOutcome:
+        if command.client_id is not None and command.client_id in self.by_client_id:
+            pid = self.by_client_id[command.client_id]
+            view = self.patches[pid]
+            if view.body_sha256 != command.body_sha256:
+                raise FlowError(
+                    "conflict",
+                    f"id {command.client_id!r} was already used for another patch body",
+                    {"patch_id": pid},
+                )
+            return self.outcome(pid)  # an idempotent retry: the same answer, no second apply
+        pid = uuid.uuid4().hex[:16]
+        body = json.dumps(command.raw, sort_keys=True, default=str).encode()
+        self._record(
+            pid,
+            EventType.PATCH_RECEIVED,
+            {
+                "patch_id": pid,
+                "workspace": self.workspace.name,
+                "client_id": command.client_id,
+                "format": command.format,
+                "body_sha256": command.body_sha256,
+                "body_blob": self.store.put_blob(body),
+                "description": command.description,
+                "author": command.author,
+                "dry_run": command.dry_run,
+                "run_tests": command.run_tests,
+                "rollback_on_failure": command.rollback_on_failure,
+            },
+            meta,
+        )
+        if command.client_id is not None:
+            self.by_client_id[command.client_id] = pid
+        if self.paused and not command.dry_run:
+            self._record(pid, EventType.PATCH_QUEUED, {"patch_id": pid, "reason": "paused"})
+            self.queue.append(pid)
+            return self.outcome(pid)
+        return self._process(pid, command, approved=False)
+
+    def approve(self, pid: str, by: str) -> PatchOutcome:
+        view = self._view(pid)
+        if view.status != "pending_approval":
+            raise FlowError("conflict", f"patch {pid} is {view.public_status}, not pending")
+        self._record(pid, EventType.PATCH_APPROVED, {"patch_id": pid, "by": by})
+        return self._process(pid, self._command_of(view), approved=True)
+
+    def reject(self, pid: str, by: str, reason: str = "") -> PatchOutcome:
+        view = self._view(pid)
+        if view.status not in ("pending_approval", "queued"):
+            raise FlowError("conflict", f"patch {pid} is {view.public_status}: cannot reject")
+        if pid in self.queue:
+            self.queue.remove(pid)
+        self._reject(pid, "invalid", reason or f"rejected by {by}", {}, by=by)
+        return self.outcome(pid)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> list[PatchOutcome]:
+        """Apply what was queued while paused, in order."""
+        self.paused = False
+        done = []
+        while self.queue and not self.paused:
+            pid = self.queue.pop(0)
+            done.append(self._process(pid, self._command_of(self._view(pid)), approved=False))
+        return done
+
+    def rollback(
+        self, pid: str, by: str, force: bool = False, dry_run: bool = False
+    ) -> PatchOutcome:
+        view = self._view(pid)
+        if view.rolled_back or view.status not in ("applied", "failed_tests"):
+            raise FlowError(
+                "conflict", f"patch {pid} is {view.public_status}: nothing to roll back"
+            )
+        changes, drift = self._rollback_changes(view)
+        if drift and not force:
+            raise FlowError(
+                "conflict",
+                f"{len(drift)} file(s) changed since patch {pid}; rollback refused "
+                "(force to override)",
+                {"changed": drift},
+            )
+        if dry_run:
+            return PatchOutcome(pid, _status(view), diff=_diff_of(changes))
+        self._roll_back(pid, changes, reason="manual", by=by, forced=force and bool(drift))
+        return self.outcome(pid)
+
+    # --- the pipeline --------------------------------------------------------------------------
+    def _process(self, pid: str, command: PatchCommand, approved: bool) -> PatchOutcome:
+        try:
+            parsed = parse_body(command.raw)
+            planned = plan(parsed, SandboxView(self.sandbox))
+        except PatchParseError as exc:
+            return self._reject(pid, "invalid", str(exc), {"parse": exc.as_json()})
+        except SandboxViolation as exc:
+            return self._reject(pid, "sandbox", str(exc), {"sandbox": [exc.as_json()]})
+        except PatchRejected as exc:
+            code: ErrorCode = (
+                "conflict"
+                if exc.is_conflict
+                else ("sandbox" if exc.violations and not exc.failures else "does_not_apply")
+            )
+            return self._reject(pid, code, _rejection_message(exc), exc.as_json())
+        diff = unified_diff(planned)
+        files = _files_json(planned)
+        diff_blob = self.store.put_blob(diff.encode())
+        if command.dry_run:
+            self._record(
+                pid,
+                EventType.PATCH_DRY_RUN,
+                {"patch_id": pid, "files": files, "diff_blob": diff_blob},
+            )
+            return self.outcome(pid, diff)
+        if self.workspace.approval == "manual" and not approved:
+            self._record(
+                pid,
+                EventType.PATCH_PENDING_APPROVAL,
+                {"patch_id": pid, "files": files, "diff_blob": diff_blob},
+            )
+            return self.outcome(pid, diff)
+        changes = [FileChange(path, before, after) for path, before, after in planned.changes()]
+        changes_json = [
+            {
+                "path": c.path,
+                "before_sha256": sha256_or_none(c.before),
+                "after_sha256": sha256_or_none(c.after),
+            }
+            for c in changes
+        ]
+        self._record(
+            pid, EventType.PATCH_APPLYING, {"patch_id": pid, "txn_id": pid, "files": files}
+        )
+        if self.expect_writes is not None:
+            self.expect_writes({c.path: sha256_or_none(c.after) for c in changes}, f"patch:{pid}")
+        applied = {
+            "patch_id": pid,
+            "txn_id": pid,
+            "files": files,
+            "changes": changes_json,
+            "diff_blob": diff_blob,
+        }
+        try:
+            self.transactions.apply(
+                pid, changes, lambda: self._record(pid, EventType.PATCH_APPLIED, applied)
+            )
+        except FileChangedError as exc:
+            return self._reject(pid, "conflict", str(exc), {"path": exc.path})
+        except (UnsafePathError, OSError) as exc:
+            return self._reject(pid, "sandbox", f"could not write the files: {exc}", {})
+        if command.run_tests and self.workspace.test_command is not None:
+            self._run_tests(pid, command, changes)
+        return self.outcome(pid, diff)
+
+    def _run_tests(self, pid: str, command: PatchCommand, changes: list[FileChange]) -> None:
+        test_command = self.workspace.test_command
+        assert test_command is not None
+        self._record(
+            pid, EventType.TESTS_STARTED, {"patch_id": pid, "command": str(test_command.args)}
+        )
+        run = self.test_runner(self.workspace)
+        self._record(
+            pid,
+            EventType.TESTS_FINISHED,
+            {
+                "patch_id": pid,
+                "status": run.status,
+                "exit_code": run.exit_code,
+                "duration_s": round(run.duration_s, 3),
+                "output_tail": run.output_tail,
+                "output_blob": self.store.put_blob(run.output),
+                "message": run.message,
+            },
+        )
+        rollback = command.rollback_on_failure
+        if rollback is None:
+            rollback = self.workspace.rollback_on_test_failure
+        if run.status != "passed" and rollback:
+            reverse = [FileChange(c.path, c.after, c.before) for c in changes]
+            try:
+                self._roll_back(pid, reverse, reason="tests_failed", by="ghost-node", forced=False)
+            except FileChangedError as exc:
+                log.error("patch %s: automatic rollback refused: %s", pid, exc)
+
+    def _rollback_changes(self, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
+        changes, drift = [], []
+        for change in view.changes:
+            path = change["path"]
+            want_now, restore = change["after_sha256"], change["before_sha256"]
+            current = SandboxView(self.sandbox).read(path)
+            before = None if restore is None else self.store.get_blob(restore)
+            if sha256_or_none(current) != want_now:
+                drift.append(
+                    {
+                        "path": path,
+                        "expected_sha256": want_now,
+                        "actual_sha256": sha256_or_none(current),
+                    }
+                )
+            changes.append(FileChange(path, current, before))
+        return changes, drift
+
+    def _roll_back(
+        self, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+    ) -> None:
+        view = self._view(pid)
+        txn_id = f"{pid}-rb{sum(1 for d in view.decisions if d['decision'] == 'rolled_back') + 1}"
+        data = {
+            "patch_id": pid,
+            "txn_id": txn_id,
+            "reason": reason,
+            "by": by,
+            "forced": forced,
+            "changes": [
+                {
+                    "path": c.path,
+                    "before_sha256": sha256_or_none(c.before),
+                    "after_sha256": sha256_or_none(c.after),
+                }
+                for c in changes
+            ],
+        }
+        if self.expect_writes is not None:
+            self.expect_writes({c.path: sha256_or_none(c.after) for c in changes}, f"patch:{pid}")
+        self.transactions.apply(
+            txn_id, changes, lambda: self._record(pid, EventType.PATCH_ROLLED_BACK, data)
+        )
+
+    # --- answers and bookkeeping ---------------------------------------------------------------
+    def outcome(self, pid: str, diff: str | None = None) -> PatchOutcome:
+        view = self._view(pid)
+        if diff is None and view.diff_blob is not None:
+            diff = self.store.get_blob(view.diff_blob).decode("utf-8", "replace")
+        error = None
+        if view.error is not None:
+            error = PatchError(
+                view.error["code"], view.error["message"] or "", view.error.get("details") or {}
+            )
+        tests = None
+        if view.tests is not None and view.tests.get("status") != "running":
+            tests = TestsOutcome(
+                view.tests["status"],
+                view.tests.get("exit_code"),
+                float(view.tests.get("duration_s") or 0.0),
+                view.tests.get("output_tail") or "",
+            )
+        files = tuple(
+            FileOutcome(
+                f["path"],
+                f["action"],
+                f.get("before_sha256"),
+                f.get("after_sha256"),
+                f.get("move_from"),
+            )
+            for f in view.files
+        )
+        return PatchOutcome(pid, _status(view), files, diff or "", tests, view.last_position, error)
+
+    def _reject(
+        self,
+        pid: str,
+        code: ErrorCode,
+        message: str,
+        details: Mapping[str, Any],
+        by: str | None = None,
+    ) -> PatchOutcome:
+        data = {"patch_id": pid, "code": code, "message": message, "details": dict(details)}
+        if by is not None:
+            data["by"] = by
+        self._record(pid, EventType.PATCH_REJECTED, data)
+        return self.outcome(pid)
+
+    def _record(
+        self,
+        pid: str,
+        kind: EventType,
+        data: Mapping[str, Any],
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        event = NewEvent(kind, data, meta or {})
+        [position] = self.store.append(patch_stream(pid), [event])
+        # Keep the live view exactly what a replay would fold.
+        recorded = RecordedEvent(
+            position, event.event_id, patch_stream(pid), 0, str(kind), _now(), data, meta or {}, ""
+        )
+        self._fold(recorded, pid)
+
+    def _fold(self, event: RecordedEvent, pid: str) -> None:
+        view = fold(self.patches.get(pid), event)
+        self.patches[pid] = view
+        if view.client_id is not None:
+            self.by_client_id[view.client_id] = pid
+
+    def _view(self, pid: str) -> PatchView:
+        view = self.patches.get(pid)
+        if view is None:
+            raise FlowError("not_found", f"no patch {pid} in workspace {self.workspace.name}")
+        return view
+
+    def _command_of(self, view: PatchView) -> PatchCommand:
+        """The command again, from its stored body (approval and resume can be much later)."""
+        assert view.body_blob is not None
+        raw = json.loads(self.store.get_blob(view.body_blob))
+        return command_from_body(raw, self.workspace.name)
+
+
+def command_from_body(raw: Mapping[str, Any], workspace: str) -> PatchCommand:
+    """A PatchCommand from a JSON body whose types the HTTP layer already checked."""
+    return PatchCommand(
+        raw=raw,
+        workspace=workspace,
+        format=raw.get("format"),
+        client_id=raw.get("id"),
+        dry_run=bool(raw.get("dry_run", False)),
+        run_tests=bool(raw.get("run_tests", True)),
+        rollback_on_failure=raw.get("rollback_on_failure"),
+        description=str(raw.get("description", "")),
+        author=str(raw.get("author", "")),
+    )
+
+
+def _status(view: PatchView) -> Status:
+    return cast(Status, view.public_status)
+
+
+def _split_txn(txn_id: str) -> tuple[str, str]:
+    pid, sep, _ = txn_id.partition("-rb")
+    return pid, "rollback" if sep else "apply"
+
+
+def _files_json(planned: Plan) -> list[dict[str, Any]]:
+    out = []
+    for f in planned.files:
+        before = (f.before or b"").decode("utf-8", "replace").splitlines()
+        after = (f.after or b"").decode("utf-8", "replace").splitlines()
+        item = FileOutcome(
+            f.path, f.action, sha256_or_none(f.before), sha256_or_none(f.after), f.move_from
+        ).as_json()
+        added, removed = _line_counts(before, after)
+        item.update({"added": added, "removed": removed})
+        out.append(item)
+    return out
+
+
+def _line_counts(before: list[str], after: list[str]) -> tuple[int, int]:
+    import difflib
+
+    added = removed = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+        None, before, after, autojunk=False
+    ).get_opcodes():
+        if tag in ("replace", "delete"):
+            removed += i2 - i1
+        if tag in ("replace", "insert"):
+            added += j2 - j1
+    return added, removed
+
+
+def _diff_of(changes: list[FileChange]) -> str:
+    import difflib
+
+    parts: list[str] = []
+    for c in changes:
+        a = (c.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        b = (c.after or b"").decode("utf-8", "replace").splitlines(keepends=True)
+        parts.extend(difflib.unified_diff(a, b, f"a/{c.path}", f"b/{c.path}"))
+    return "".join(parts)
+
+
+def _rejection_message(exc: PatchRejected) -> str:
+    n = len(exc.failures) + len(exc.violations)
+    return f"the patch does not apply: {n} problem(s): {exc}"
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
