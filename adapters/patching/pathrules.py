@@ -1,0 +1,102 @@
+"""Lexical path rules: what a patch path may look like, and gitignore-like exclusion.
+
+Exclude patterns (a subset of gitignore, enough for the config's `exclude`):
+- `name/` matches a DIRECTORY called `name` at any depth (everything under it is excluded);
+- a pattern without `/` (`*.log`, `secrets.txt`) matches a file or directory name at any depth;
+- a pattern with a `/` inside (`build/out`, `/dist`, `docs/**/*.pdf`) is anchored at the
+  workspace root; `**` spans directories, `*` and `?` stay within one name;
+- blank lines and `#` comments are skipped; `!` negations are not supported and are ignored
+  (ignoring one can only exclude more, never less).
+`.git` and `.ghost` are always excluded, compared case-insensitively (case-insensitive file
+systems would otherwise let `.GIT/config` through).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from adapters.patching.model import SandboxViolation
+
+ALWAYS_EXCLUDED = (".git", ".ghost")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def normalize_relative(path: object) -> str:
+    """The canonical form ("a/b.py") of a patch path, or SandboxViolation."""
+    if not isinstance(path, str) or not path.strip():
+        raise SandboxViolation(str(path), "empty", "empty path")
+    if "\0" in path:
+        raise SandboxViolation(path, "nul_byte", "NUL byte in path")
+    if any(ord(c) < 32 or ord(c) == 127 for c in path):
+        raise SandboxViolation(path, "control_char", "control character in path")
+    if "\\" in path:
+        raise SandboxViolation(path, "backslash", "backslash in path; use '/' separators")
+    if path.startswith(("/", "~")) or _DRIVE.match(path):
+        raise SandboxViolation(path, "absolute", "absolute path; give it relative to the workspace")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise SandboxViolation(path, "traversal", "'..' in path")
+    if not parts:
+        raise SandboxViolation(path, "empty", "the path names no file")
+    return "/".join(parts)
+
+
+class ExcludeRules:
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self._rules: list[tuple[str, re.Pattern[str], bool, bool]] = []
+        for raw in patterns:
+            pattern = raw.strip()
+            if not pattern or pattern.startswith(("#", "!")):
+                continue
+            dir_only = pattern.endswith("/")
+            body = pattern.rstrip("/")
+            anchored = "/" in body
+            body = body.lstrip("/")
+            if body:
+                self._rules.append((raw, re.compile(_translate(body)), dir_only, anchored))
+
+    def excluded_by(self, relative: str) -> str | None:
+        """The pattern that excludes the canonical relative path, or None."""
+        parts = relative.split("/")
+        for part in parts:
+            if part.casefold() in ALWAYS_EXCLUDED:
+                return f"{part}/"
+        last = len(parts) - 1
+        for raw, regex, dir_only, anchored in self._rules:
+            for i, part in enumerate(parts):
+                if dir_only and i == last:
+                    break
+                subject = "/".join(parts[: i + 1]) if anchored else part
+                if regex.fullmatch(subject):
+                    return raw
+        return None
+
+
+def _translate(pattern: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("(?:/.*)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (close := pattern.find("]", i + 2)) > 0:
+            body = pattern[i + 1 : close].replace("\\", "\\\\")
+            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = close + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)

@@ -1,0 +1,60 @@
+"""The legacy hybrid block: pattern -> replacement over a whole file.
+
+Literal by default. Regexes use the `regex` module with `timeout=`: a catastrophic pattern
+such as `(a+)+$` on a long line is stopped after REGEX_TIMEOUT_S and reported, so no thread is
+ever stuck in the matcher. In a file whose lines all end with CRLF the pattern sees LF (as the
+model wrote it) and CRLF is put back afterwards.
+"""
+
+from __future__ import annotations
+
+import regex
+
+from adapters.patching.matching import LineIndex, closest_lines
+from adapters.patching.model import FailureReason, HunkFailure, TextReplace
+from adapters.patching.text import TextFile, patch_lines, split_lines
+
+REGEX_TIMEOUT_S = 1.0
+
+
+def apply_replace(
+    tf: TextFile, rep: TextReplace, path: str, *, timeout_s: float = REGEX_TIMEOUT_S
+) -> tuple[TextFile | None, HunkFailure | None]:
+    crlf = bool(tf.endings) and all(e in ("\r\n", "") for e in tf.endings)
+    text = "".join(
+        line + ("\n" if crlf and e else e) for line, e in zip(tf.lines, tf.endings, strict=True)
+    )
+    shown = f"pattern: {rep.pattern!r}"
+    count = max(rep.count, 0)
+
+    def fail(
+        reason: FailureReason, message: str, closest: bool = False
+    ) -> tuple[None, HunkFailure]:
+        near = closest_lines(LineIndex(tf.lines), patch_lines(rep.pattern)) if closest else ()
+        return None, HunkFailure(path, 0, shown, reason, message, closest=near)
+
+    if rep.regex:
+        try:
+            compiled = regex.compile(rep.pattern)
+            result, done = compiled.subn(rep.replacement, text, count=count, timeout=timeout_s)
+        except TimeoutError:
+            return fail(
+                "regex_timeout",
+                f"the regex ran longer than {timeout_s:g} s (catastrophic backtracking?); "
+                "use a literal pattern or a simpler regex",
+            )
+        except (regex.error, IndexError) as exc:  # IndexError: a bad group in the template
+            return fail("invalid_regex", f"invalid regex or replacement: {exc}")
+    else:
+        if not rep.pattern:
+            return fail("invalid_regex", "the pattern is empty")
+        done = text.count(rep.pattern)
+        if count:
+            done = min(done, count)
+        result = text.replace(rep.pattern, rep.replacement, count or -1)
+    if not done:
+        return fail("not_found", "the pattern does not occur in the file", closest=True)
+    lines, endings = split_lines(result)
+    if crlf:
+        endings = ["\r\n" if e else e for e in endings]
+    return TextFile(lines, endings, tf.bom), None

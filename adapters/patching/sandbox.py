@@ -1,0 +1,164 @@
+"""The workspace sandbox: which paths a patch may read or write, checked on the real file
+system (symlinks resolved with realpath, not lexically), plus a TOCTOU-safe read.
+
+Decisions:
+- A symlink AS the target file is refused (reason "symlink"), even one pointing inside: the
+  writer renames a temp file over the name, which would silently turn the link into a file,
+  and reading through it would patch another file than the one named.
+- Symlinked DIRECTORIES on the way are resolved; the path is accepted when the real location
+  is inside the workspace and not excluded there, and every later step uses the resolved
+  relative path (so the writer, which refuses symlinks, sees plain directories).
+- Only regular files: directories, FIFOs and devices are refused ("not_a_file").
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.patching.model import SandboxViolation
+from adapters.patching.pathrules import ExcludeRules, normalize_relative
+from adapters.patching.text import is_binary
+from adapters.workspace.dirfd import UnsafePathError, open_parent
+
+MIB = 1024 * 1024
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+@dataclass(frozen=True, slots=True)
+class FileIdentity:
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def same_file(self, other: FileIdentity) -> bool:
+        return (self.dev, self.ino) == (other.dev, other.ino)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPath:
+    requested: str
+    relative: str  # canonical and resolved: no symlink, no "." or ".." component
+    absolute: Path
+    identity: FileIdentity | None  # None: the file does not exist (yet)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRead:
+    data: bytes
+    identity: FileIdentity
+
+
+class Sandbox:
+    def __init__(self, root: Path, exclude: Sequence[str] = (), max_file_bytes: int = MIB) -> None:
+        self.root = Path(os.path.realpath(root))
+        self.rules = ExcludeRules(exclude)
+        self.max_file_bytes = max_file_bytes
+
+    def check(self, path: str, for_write: bool = False) -> Path:
+        """The resolved absolute path, or SandboxViolation. `for_write` states the caller's
+        intent; the rules are the same today (a missing file or parent is fine either way)."""
+        return self.inspect(path, for_write=for_write).absolute
+
+    def inspect(self, path: str, *, for_write: bool = False) -> CheckedPath:
+        relative = normalize_relative(path)
+        self._not_excluded(path, relative)
+        lexical = self.root / relative
+        parent = Path(os.path.realpath(lexical.parent))
+        if parent != self.root and not parent.is_relative_to(self.root):
+            raise SandboxViolation(path, "symlink_escape", "a symlink leads outside the workspace")
+        resolved = parent / lexical.name
+        real_relative = resolved.relative_to(self.root).as_posix()
+        self._not_excluded(path, real_relative)
+        try:
+            st = os.lstat(resolved)
+        except FileNotFoundError:
+            return CheckedPath(path, real_relative, resolved, None)
+        except NotADirectoryError as exc:
+            raise SandboxViolation(path, "not_a_directory", "a parent is not a directory") from exc
+        except OSError as exc:
+            raise SandboxViolation(path, "unreadable", os.strerror(exc.errno or 0)) from exc
+        if stat.S_ISLNK(st.st_mode):
+            raise SandboxViolation(path, "symlink", "the file is a symlink; patch its target")
+        if not stat.S_ISREG(st.st_mode):
+            raise SandboxViolation(path, "not_a_file", "not a regular file")
+        if st.st_size > self.max_file_bytes:
+            raise SandboxViolation(
+                path, "too_large", f"{st.st_size} bytes, over max_file_bytes={self.max_file_bytes}"
+            )
+        return CheckedPath(path, real_relative, resolved, FileIdentity.of(st))
+
+    def read(self, path: str) -> bytes | None:
+        """The current bytes (None when absent), read without following a swapped-in symlink;
+        binary or oversized files are violations."""
+        checked = self.inspect(path)
+        if checked.identity is None:
+            return None
+        got = read_file_checked(
+            self.root, checked.relative, max_bytes=self.max_file_bytes, expected=checked.identity
+        )
+        if got is None:
+            raise SandboxViolation(path, "changed_since_check", "the file disappeared")
+        if is_binary(got.data):
+            raise SandboxViolation(path, "binary", "binary file (not UTF-8 text, or NUL bytes)")
+        return got.data
+
+    def check_content(self, path: str, data: bytes) -> None:
+        if len(data) > self.max_file_bytes:
+            raise SandboxViolation(
+                path, "too_large", f"new content of {len(data)} bytes, over {self.max_file_bytes}"
+            )
+        if is_binary(data):
+            raise SandboxViolation(path, "binary", "new content is not UTF-8 text")
+
+    def _not_excluded(self, path: str, relative: str) -> None:
+        pattern = self.rules.excluded_by(relative)
+        if pattern is not None:
+            raise SandboxViolation(path, "excluded", f"excluded by {pattern!r}")
+
+
+def read_file_checked(
+    root: Path, relative: str, *, max_bytes: int, expected: FileIdentity | None = None
+) -> CheckedRead | None:
+    """Read `relative` (canonical, resolved) under `root` through directory descriptors with
+    O_NOFOLLOW on every component, then check the opened file is the one that was checked:
+    same (st_dev, st_ino) as `expected`. A symlink or another file swapped in after the check
+    is a SandboxViolation("changed_since_check"). None when absent (and nothing expected)."""
+    try:
+        with open_parent(root, relative) as (dir_fd, name):
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        if expected is not None:
+            raise SandboxViolation(
+                relative, "changed_since_check", "the file disappeared"
+            ) from None
+        return None
+    except OSError as exc:  # UnsafePathError, or ELOOP on the final component
+        if isinstance(exc, UnsafePathError) or exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SandboxViolation(
+                relative, "changed_since_check", "a symlink appeared on the path since the check"
+            ) from exc
+        raise SandboxViolation(relative, "unreadable", os.strerror(exc.errno or 0)) from exc
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        identity = FileIdentity.of(st)
+        if not stat.S_ISREG(st.st_mode):
+            raise SandboxViolation(relative, "not_a_file", "not a regular file")
+        if expected is not None and not identity.same_file(expected):
+            raise SandboxViolation(
+                relative, "changed_since_check", "another file was put in place since the check"
+            )
+        os.set_blocking(handle.fileno(), True)
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SandboxViolation(relative, "too_large", f"over max_file_bytes={max_bytes}")
+    return CheckedRead(data, identity)

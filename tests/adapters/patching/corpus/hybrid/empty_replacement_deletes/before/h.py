@@ -1,0 +1,3 @@
+keep
+# TODO remove
+keep2

@@ -1,0 +1,3 @@
+baz(1)
+baz(2)
+bar(foo)

@@ -1,0 +1,7 @@
+import os
+import sys
+
+
+def main():
+    print('A')
+    print('b')

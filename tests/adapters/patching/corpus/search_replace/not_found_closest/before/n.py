@@ -1,0 +1,3 @@
+def compute(a, b):
+    total = a + b
+    return total

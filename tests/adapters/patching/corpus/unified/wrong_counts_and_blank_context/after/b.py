@@ -1,0 +1,7 @@
+def f():
+
+    return 2
+
+
+def g():
+    pass

@@ -1,0 +1,7 @@
+def greet(name):
+    print('hi', name)
+    return name
+
+
+def main():
+    greet('x')

@@ -1,0 +1,7 @@
+def greet(name):
+    print('hello', name)
+    return name
+
+
+def main():
+    greet('x')

@@ -1,0 +1,2 @@
+msg = "it is fine"
+print(msg)  # a - b

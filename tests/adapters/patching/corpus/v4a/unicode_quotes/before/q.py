@@ -1,0 +1,2 @@
+msg = "it's fine"
+print(msg)  # a - b

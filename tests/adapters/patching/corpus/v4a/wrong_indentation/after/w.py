@@ -1,0 +1,6 @@
+class K:
+    def run(self):
+        if True:
+            go(fast=True)
+            log()
+        done()

@@ -1,0 +1,5 @@
+class K:
+    def run(self):
+        if True:
+            go()
+        done()
