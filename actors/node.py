@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -28,7 +29,9 @@ from twisted.internet import reactor as _reactor
 
 from actors.chaos import ChaosMode
 from actors.messages import GaveUp
+from actors.patch_actor import PatchActor, PatchService
 from actors.recorder import StoreRecorder
+from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
@@ -145,6 +148,7 @@ class Node:
         self.stop_timeout_s = stop_timeout_s
         self.exit_code = EXIT_OK
         self.stop_timed_out = False
+        self.patches: PatchService | None = None
 
     def run(self) -> int:
         redactor = configure_logging(self.config.log, secrets=self.secrets.values())
@@ -165,8 +169,21 @@ class Node:
         interval = DEFAULT_HEALTH_INTERVAL_S
         if watchdog_s is not None:
             interval = min(interval, watchdog_s / 2)  # ping at least twice per timeout
+        journal = self.state.path / "journal"
+        patch_specs = {
+            ws.name: ChildSpec(
+                f"patch.{ws.name}",
+                partial(PatchActor, ws, store, journal / ws.name),
+            )
+            for ws in self.config.workspaces
+        }
+        self.patches = PatchService(
+            {name: spec.handle for name, spec in patch_specs.items()},
+            store,
+            self.config.workspaces,
+        )
         tree = build_tree(
-            TreeSpec(chaos=self.chaos),
+            TreeSpec(core=list(patch_specs.values()), chaos=self.chaos),
             self.config.supervisor,
             StoreRecorder(store),
             on_give_up=lambda gave_up: reactor.callFromThread(self._give_up, gave_up),

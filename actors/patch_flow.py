@@ -163,7 +163,14 @@ class PatchFlow:
         log.warning("patch %s: %s (%s)", pid, message, kind)
 
     # --- commands ----------------------------------------------------------------------------
-    def submit(self, command: PatchCommand, meta: Mapping[str, Any] | None = None) -> PatchOutcome:
+    def submit(
+        self,
+        command: PatchCommand,
+        meta: Mapping[str, Any] | None = None,
+        patch_id: str | None = None,
+    ) -> PatchOutcome:
+        """`patch_id` is given by callers that must answer with it before the patch is
+        processed (the HTTP layer's 202 `queued`); otherwise one is made here."""
         if command.client_id is not None and command.client_id in self.by_client_id:
             pid = self.by_client_id[command.client_id]
             view = self.patches[pid]
@@ -174,7 +181,7 @@ class PatchFlow:
                     {"patch_id": pid},
                 )
             return self.outcome(pid)  # an idempotent retry: the same answer, no second apply
-        pid = uuid.uuid4().hex[:16]
+        pid = patch_id or new_patch_id()
         body = json.dumps(command.raw, sort_keys=True, default=str).encode()
         self._record(
             pid,
@@ -467,6 +474,10 @@ class PatchFlow:
         assert view.body_blob is not None
         raw = json.loads(self.store.get_blob(view.body_blob))
         return command_from_body(raw, self.workspace.name)
+
+
+def new_patch_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def command_from_body(raw: Mapping[str, Any], workspace: str) -> PatchCommand:
