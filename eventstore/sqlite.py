@@ -107,6 +107,7 @@ class SQLiteEventStore:
         reader: _Reader | None = getattr(self._local, "reader", None)
         if reader is None or reader.conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.text_factory = _lenient_text
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only = 1")
             reader = _Reader(conn)
@@ -307,6 +308,7 @@ class SQLiteEventStore:
         an edited row (its hash no longer follows), a deleted row (a missing position), an
         inserted row (a position or link that does not follow)."""
         conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.text_factory = _lenient_text
         try:
             previous, expected, checked = GENESIS, 1, 0
             cursor = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY position")
@@ -319,7 +321,15 @@ class SQLiteEventStore:
                         else f"unexpected position {position}"
                     )
                     return VerifyReport(checked, position, expected, problem)
-                digest = chain_hash(previous, *row[:9])
+                try:
+                    if not isinstance(row[7], bytes) or not isinstance(row[8], bytes):
+                        raise TypeError("data and meta must be stored as blobs")
+                    digest = chain_hash(previous, *row[:9])
+                except (TypeError, ValueError, UnicodeEncodeError) as exc:
+                    # Column types changed behind our back: the row cannot be what we wrote.
+                    return VerifyReport(
+                        checked, position, position, f"position {position} was altered: {exc}"
+                    )
                 if digest != row[9]:
                     return VerifyReport(
                         checked,
@@ -354,6 +364,12 @@ class SQLiteEventStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lenient_text(raw: bytes) -> str:
+    # A tampered row may hold text that is not UTF-8: read it anyway, so that verify() and
+    # the decoder report the position instead of sqlite3 failing the whole query.
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class _Reader:

@@ -1,35 +1,29 @@
 """ghost: the operator CLI (SPEC §7).
 
-`ghost [--state-dir DIR | --config FILE] COMMAND ...`. Implemented so far: `events`, `verify`
-(the hash chain) and `service install`; the replay, audit and rollback commands come with the
-projections. Exit codes: 0 ok, 1 the thing checked is not ok, 2 usage or config error."""
+`ghost [--state-dir DIR | --config FILE] COMMAND ...`. Read-only commands open the event store
+read-only, so they work offline and beside a running node. `rollback` works offline too: it
+takes the state directory's lock first, so it can never race a running node (which holds it).
+Exit codes: 0 ok, 1 the thing checked is not ok, 2 usage or config error.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from rich.progress import Progress
 
 from adapters.config import CliOverrides, Config, ConfigError, load_config
+from adapters.statedir import StateDir, StateDirError
 from adapters.systemd import ServiceSpec, install_service, launchd_plist, systemd_unit
-from eventstore import RecordedEvent, SQLiteEventStore, StoreError
+from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
+from replay import reading
+from replay.output import print_json, table, to_json
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
-
-
-def _event_json(event: RecordedEvent) -> dict[str, object]:
-    return {
-        "position": event.position,
-        "event_id": event.event_id,
-        "stream": event.stream,
-        "version": event.version,
-        "type": event.type,
-        "recorded_at": event.recorded_at.isoformat(),
-        "data": event.data,
-        "meta": event.meta,
-    }
 
 
 class UsageError(Exception):
@@ -51,6 +45,21 @@ def _open(args: argparse.Namespace) -> SQLiteEventStore:
     return SQLiteEventStore(db, readonly=True)
 
 
+def _event_json(event: RecordedEvent) -> dict[str, Any]:
+    return {
+        "position": event.position,
+        "event_id": event.event_id,
+        "stream": event.stream,
+        "version": event.version,
+        "type": event.type,
+        "recorded_at": event.recorded_at,
+        "data": event.data,
+        "meta": event.meta,
+        "hash": event.hash,
+    }
+
+
+# --- read-only commands -----------------------------------------------------------------------
 def cmd_events(args: argparse.Namespace) -> int:
     with _open(args) as store:
         events = store.read_all(
@@ -59,36 +68,313 @@ def cmd_events(args: argparse.Namespace) -> int:
             types=[args.type] if args.type else None,
             streams=[args.stream] if args.stream else None,
         )
+        _print_events(events, args.json)
+        if args.follow:
+            subscription = store.subscribe(
+                after=events[-1].position if events else args.after,
+                types=[args.type] if args.type else None,
+            )
+            try:
+                for event in subscription:
+                    if not args.stream or event.stream == args.stream:
+                        _print_events([event], args.json)
+            except KeyboardInterrupt:
+                subscription.close()
+    return EXIT_OK
+
+
+def _print_events(events: list[RecordedEvent], as_json: bool) -> None:
     for event in events:
-        if args.json:
-            print(json.dumps(_event_json(event), default=repr))
+        if as_json:
+            print_json(_event_json(event))
         else:
             print(
                 f"{event.position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
-                f"{event.type:<22} {event.stream}"
+                f"{event.type:<22} {event.stream}",
+                flush=True,
             )
-    return EXIT_OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     with _open(args) as store:
         report = store.verify()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "checked": report.checked,
-                    "first_bad_position": report.first_bad_position,
-                    "problem": report.problem,
-                }
-            )
+        print_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "first_bad_position": report.first_bad_position,
+                "problem": report.problem,
+            }
         )
     elif report.ok:
         print(f"hash chain ok: {report.checked} events")
     else:
         print(f"hash chain broken at position {report.first_bad_position}: {report.problem}")
     return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        view, events = reading.patch_view(store, args.patch_id)
+        if view is None:
+            print(f"ghost: no patch {args.patch_id}", file=sys.stderr)
+            return EXIT_PROBLEM
+        diff = store.get_blob(view.diff_blob).decode("utf-8", "replace") if view.diff_blob else ""
+    row = reading.audit_row(view)
+    if args.json:
+        print_json(
+            {
+                **row,
+                "diff": diff,
+                "changes": list(view.changes),
+                "tests": view.tests,
+                "events": [_event_json(e) for e in events],
+            }
+        )
+        return EXIT_OK
+    print(f"patch {view.patch_id}  [{view.public_status}]  workspace {view.workspace}")
+    print(f"  received {view.received_at}  by {view.author or '-'}: {view.description or '-'}")
+    if view.error:
+        print(f"  error: {view.error.get('message')}")
+    if view.tests:
+        print(f"  tests: {view.tests.get('status')} (exit {view.tests.get('exit_code')})")
+    for decision in view.decisions:
+        print(f"  {decision['decision']} by {decision.get('by')} at {decision.get('at')}")
+    for event in events:
+        print(f"  {event.position:>8}  {event.type}")
+    if diff:
+        print(diff, end="" if diff.endswith("\n") else "\n")
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    since: datetime | None = None
+    if args.since:
+        try:
+            parsed = reading.parse_until(args.since)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        if not isinstance(parsed, datetime):
+            raise UsageError("--since takes an ISO date or time")
+        since = parsed
+    with _open(args) as store:
+        rows = reading.audit_rows(store, since=since, patch=args.patch)
+    if args.patch and not rows:
+        print(f"ghost: no patch {args.patch}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json:
+        for row in rows:
+            print_json(row)
+        return EXIT_OK
+    table(
+        "patches",
+        ["patch", "received", "author", "workspace", "files", "+/-", "tests", "outcome"],
+        [
+            (
+                r["patch_id"],
+                f"{r['received_at']:%Y-%m-%d %H:%M:%S}",
+                r["author"],
+                r["workspace"],
+                ", ".join(r["files"][:3]) + (" ..." if len(r["files"]) > 3 else ""),
+                f"+{r['added']}/-{r['removed']}",
+                r["tests"] or "-",
+                r["status"],
+            )
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        until = reading.parse_until(args.until) if args.until else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    with _open(args) as store:
+        # Verify first: a broken chain is the answer, and its rows may not even decode.
+        report = store.verify() if args.verify else None
+        if report is not None and not report.ok:
+            return _report_broken_chain(report, args.json)
+        total = store.last_position()
+        if sys.stderr.isatty() and not args.json and total > 50_000:
+            with Progress(transient=True) as bar:
+                task = bar.add_task("replaying", total=total)
+                projection = reading.replay(store, until, lambda p: bar.update(task, completed=p))
+        else:
+            projection = reading.replay(store, until)
+        drift = reading.drift(projection, reading.workspace_paths(store)) if args.verify else []
+    summary = projection.summary()
+    problems = (report is not None and not report.ok) or bool(drift)
+    if args.json:
+        out: dict[str, Any] = {"state": summary}
+        if args.verify:
+            assert report is not None
+            out["verify"] = {
+                "ok": not problems,
+                "chain": {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "first_bad_position": report.first_bad_position,
+                    "problem": report.problem,
+                },
+                "drift": [_drift_json(d) for d in drift],
+            }
+        print(to_json(out))
+    else:
+        print(f"state at position {summary['position']}:")
+        for key in ("patches", "files", "actors", "tunnels", "services", "notifications"):
+            print(f"  {key}: {to_json(summary[key])}")
+        print(
+            f"  runs: {summary['runs']} ({summary['unclean_runs']} unclean); "
+            f"paused: {summary['paused']}"
+        )
+        if args.verify:
+            assert report is not None
+            if report.ok:
+                print(f"hash chain ok: {report.checked} events")
+            else:
+                print(
+                    f"hash chain broken at position {report.first_bad_position}: {report.problem}"
+                )
+            for d in drift:
+                print(
+                    f"drift: {d.workspace}:{d.path} expected {d.expected_sha256[:12]} "
+                    f"found {(d.actual_sha256 or 'absent')[:12]} "
+                    f"(last event {d.last_position}, {d.source})"
+                )
+            if not drift:
+                print("workspaces match the events")
+    return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _report_broken_chain(report: VerifyReport, as_json: bool) -> int:
+    if as_json:
+        print(
+            to_json(
+                {
+                    "verify": {
+                        "ok": False,
+                        "chain": {
+                            "ok": False,
+                            "checked": report.checked,
+                            "first_bad_position": report.first_bad_position,
+                            "problem": report.problem,
+                        },
+                        "drift": [],
+                    }
+                }
+            )
+        )
+    else:
+        print(f"hash chain broken at position {report.first_bad_position}: {report.problem}")
+    return EXIT_PROBLEM
+
+
+def _drift_json(d: reading.Drift) -> dict[str, Any]:
+    return {
+        "workspace": d.workspace,
+        "path": d.path,
+        "expected_sha256": d.expected_sha256,
+        "actual_sha256": d.actual_sha256,
+        "last_position": d.last_position,
+        "source": d.source,
+    }
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        for event in store.iter_all():
+            sys.stdout.write(to_json(_event_json(event)) + "\n")
+    return EXIT_OK
+
+
+# --- commands that change things ------------------------------------------------------------
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from actors.patch_flow import FlowError, PatchFlow  # the write path only when needed
+
+    config = _config(args)
+    state = StateDir(config.node.state_dir)
+    try:
+        state.open()  # the node's lock: refuses while a node runs on this state directory
+    except StateDirError as exc:
+        raise UsageError(
+            f"{exc}; while the node runs, roll back through it: POST /patches/{args.patch_id}"
+            "/rollback (or the dashboard / Slack)"
+        ) from exc
+    try:
+        with SQLiteEventStore(state.events_db, durability=config.node.durability) as store:
+            view, _ = reading.patch_view(store, args.patch_id)
+            if view is None:
+                print(f"ghost: no patch {args.patch_id}", file=sys.stderr)
+                return EXIT_PROBLEM
+            workspace = config.workspace(view.workspace)
+            flow = PatchFlow(workspace, store, state.path / "journal" / workspace.name)
+            flow.load()
+            try:
+                outcome = flow.rollback(
+                    args.patch_id, by="ghost-cli", force=args.force, dry_run=args.dry_run
+                )
+            except FlowError as exc:
+                if args.json:
+                    print_json(
+                        {
+                            "error": {
+                                "code": exc.error.code,
+                                "message": str(exc),
+                                "details": dict(exc.error.details),
+                            }
+                        }
+                    )
+                else:
+                    print(f"ghost: {exc}", file=sys.stderr)
+                    for changed in exc.error.details.get("changed", ()):
+                        print(f"  changed since: {changed['path']}", file=sys.stderr)
+                return EXIT_PROBLEM
+    finally:
+        state.close()
+    if args.json:
+        print_json(outcome.as_json())
+    else:
+        verb = "would roll back" if args.dry_run else "rolled back"
+        print(f"{verb} patch {outcome.patch_id}")
+        if outcome.diff:
+            print(outcome.diff, end="")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists():
+        raise UsageError(f"{path} exists already; not overwriting it")
+    path.write_text(CONFIG_TEMPLATE.format(workspace=Path.cwd()))
+    print(f"wrote {path}; start the node with: ghost-node --config {path}")
+    return EXIT_OK
+
+
+CONFIG_TEMPLATE = """\
+# ghost-node configuration (SPEC §3). Relative paths are relative to this file.
+[node]
+host = "127.0.0.1"
+port = 5051
+state_dir = ".ghost"
+durability = "full"
+
+[[workspace]]
+name = "main"
+path = "{workspace}"
+# test_command = ["pytest", "-q"]
+test_timeout_s = 300
+rollback_on_test_failure = true
+approval = "auto"
+
+[supervisor]
+min_backoff_s = 0.5
+max_backoff_s = 30
+max_restarts = 5
+period_s = 60
+"""
 
 
 def cmd_service_install(args: argparse.Namespace) -> int:
@@ -107,22 +393,63 @@ def cmd_service_install(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- the parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ghost", description="ghost-runner operator CLI")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--state-dir", type=Path, help="the node's state directory (./.ghost)")
     where.add_argument("--config", type=Path, help="the node's config (its state_dir is used)")
     sub = parser.add_subparsers(dest="command", required=True)
-    events = sub.add_parser("events", help="list events")
+
+    events = sub.add_parser("events", help="list events (oldest first)")
     events.add_argument("--after", type=int, default=0)
     events.add_argument("--limit", type=int, default=None)
     events.add_argument("--type")
     events.add_argument("--stream")
+    events.add_argument("--follow", action="store_true", help="keep printing new events")
     events.add_argument("--json", action="store_true")
     events.set_defaults(run=cmd_events)
+
+    audit = sub.add_parser("audit", help="who sent what, when, what it changed, and the outcome")
+    audit.add_argument("--since", help="ISO date or time, with a timezone")
+    audit.add_argument("--patch", help="one patch id")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(run=cmd_audit)
+
+    show = sub.add_parser("show", help="one patch with its diff and events")
+    show.add_argument("patch_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=cmd_show)
+
+    replay_p = sub.add_parser("replay", help="rebuild the state from events alone")
+    replay_p.add_argument("--until", help="a position or an ISO time (with a timezone)")
+    replay_p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the hash chain and the workspaces against the events",
+    )
+    replay_p.add_argument("--json", action="store_true")
+    replay_p.set_defaults(run=cmd_replay)
+
     verify = sub.add_parser("verify", help="check the event store's hash chain")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(run=cmd_verify)
+
+    export = sub.add_parser("export", help="every event as JSON lines")
+    export.add_argument("--jsonl", action="store_true", required=True)
+    export.set_defaults(run=cmd_export)
+
+    rollback = sub.add_parser("rollback", help="roll a patch back (offline: takes the lock)")
+    rollback.add_argument("patch_id")
+    rollback.add_argument("--dry-run", action="store_true")
+    rollback.add_argument("--force", action="store_true", help="even if files changed since")
+    rollback.add_argument("--json", action="store_true")
+    rollback.set_defaults(run=cmd_rollback)
+
+    init = sub.add_parser("init", help="write a starting ghost.toml")
+    init.add_argument("--path", default="ghost.toml")
+    init.set_defaults(run=cmd_init)
+
     service = sub.add_parser("service", help="run ghost-node as a service")
     service_sub = service.add_subparsers(dest="service_command", required=True)
     install = service_sub.add_parser("install", help="write a systemd unit or launchd plist")
@@ -143,10 +470,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ghost: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:
+    except StoreError as exc:
         print(f"ghost: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
-    except StoreError as exc:
+    except OSError as exc:
         print(f"ghost: {exc}", file=sys.stderr)
         return EXIT_PROBLEM
 

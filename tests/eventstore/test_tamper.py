@@ -121,3 +121,12 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     tamper(path, "INSERT INTO schema_version VALUES (999, 0)")
     with pytest.raises(Exception, match="newer than this ghost-runner"):
         SQLiteEventStore(path)
+
+
+def test_column_turned_into_invalid_text(db: Path) -> None:
+    # `||` makes SQLite store TEXT; with bytes that are not UTF-8 the row cannot even be read
+    # as written: verify() and readers must still name the position.
+    tamper(db, "UPDATE events SET data = data || x'ff' WHERE position = 6")
+    assert verify(db)[0] == 6
+    with SQLiteEventStore(db) as store, pytest.raises(CorruptEventError, match="position 6"):
+        store.read_all()

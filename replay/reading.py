@@ -1,0 +1,148 @@
+"""Read-only questions over a state directory's event store: what happened (audit, show),
+what the state was at any point (replay --until), whether it is intact (replay --verify)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from eventstore import RecordedEvent, SQLiteEventStore
+from eventstore.catalogue import EventType, patch_stream
+from replay.patches import PatchView, fold
+from replay.state import NodeProjection
+
+
+def patch_view(store: SQLiteEventStore, pid: str) -> tuple[PatchView | None, list[RecordedEvent]]:
+    events = store.read_stream(patch_stream(pid))
+    view = None
+    for event in events:
+        view = fold(view, event)
+    return view, events
+
+
+def first_position_at(store: SQLiteEventStore, when: datetime) -> int:
+    """The first position recorded at or after `when`. recorded_at never decreases along
+    positions (the writer keeps it monotonic), so this is a binary search, not a scan."""
+    lo, hi = 1, store.last_position() + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        [event] = store.read_all(after=mid - 1, limit=1)
+        if event.recorded_at < when:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def audit_rows(
+    store: SQLiteEventStore, since: datetime | None = None, patch: str | None = None
+) -> list[dict[str, Any]]:
+    """Who sent what, when, what it changed, the tests and the outcome, per patch."""
+    if patch is not None:
+        pids = [patch]
+    else:
+        after = 0 if since is None else first_position_at(store, since) - 1
+        received = store.read_all(after=after, types=[EventType.PATCH_RECEIVED])
+        pids = [e.stream.removeprefix("patch-") for e in received]
+    rows = []
+    for pid in pids:
+        view, _ = patch_view(store, pid)
+        if view is None:
+            continue
+        rows.append(audit_row(view))
+    return rows
+
+
+def audit_row(view: PatchView) -> dict[str, Any]:
+    return {
+        "patch_id": view.patch_id,
+        "received_at": view.received_at,
+        "workspace": view.workspace,
+        "author": view.author,
+        "description": view.description,
+        "format": view.format,
+        "files": [f.get("path") for f in view.files],
+        "added": sum(int(f.get("added", 0)) for f in view.files),
+        "removed": sum(int(f.get("removed", 0)) for f in view.files),
+        "tests": None if view.tests is None else view.tests.get("status"),
+        "status": view.public_status,
+        "error": None if view.error is None else view.error.get("message"),
+        "decisions": list(view.decisions),
+    }
+
+
+def parse_until(text: str) -> int | datetime:
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"--until takes a position or an ISO time, not {text!r}") from exc
+    if when.tzinfo is None:
+        raise ValueError(f"--until {text!r}: give a timezone (e.g. {text}+00:00 or Z)")
+    return when
+
+
+def replay(
+    store: SQLiteEventStore,
+    until: int | datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> NodeProjection:
+    projection = NodeProjection()
+    limit = until if isinstance(until, int) else None
+    for event in _events(store, limit):
+        if isinstance(until, datetime) and event.recorded_at > until:
+            break
+        projection.apply(event)
+        if progress is not None and event.position % 10_000 == 0:
+            progress(event.position)
+    return projection
+
+
+def _events(store: SQLiteEventStore, upto: int | None) -> Iterator[RecordedEvent]:
+    for event in store.iter_all():
+        if upto is not None and event.position > upto:
+            return
+        yield event
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    workspace: str
+    path: str
+    expected_sha256: str
+    actual_sha256: str | None
+    last_position: int
+    source: str
+
+
+def workspace_paths(store: SQLiteEventStore) -> dict[str, Path]:
+    """Workspace name -> path, as the latest NodeStarted recorded them."""
+    started = store.read_all(types=[EventType.NODE_STARTED])
+    if not started:
+        return {}
+    return {w["name"]: Path(w["path"]) for w in started[-1].data.get("workspaces", ())}
+
+
+def drift(projection: NodeProjection, paths: dict[str, Path]) -> list[Drift]:
+    """Files whose content on disk differs from what the events say."""
+    found = []
+    for workspace, files in sorted(projection.files.items()):
+        root = paths.get(workspace)
+        if root is None:
+            continue
+        for rel, state in sorted(files.items()):
+            target = root / rel
+            try:
+                actual: str | None = hashlib.sha256(target.read_bytes()).hexdigest()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                actual = None
+            if actual != state.sha256:
+                found.append(
+                    Drift(workspace, rel, state.sha256, actual, state.position, state.source)
+                )
+    return found
