@@ -16,6 +16,7 @@ adapters/workspace/transaction.py for why the applied event is the commit point.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import uuid
@@ -38,6 +39,7 @@ from adapters.patching import (
     PatchParseError,
     PatchRejected,
     Plan,
+    PlannedFile,
     Sandbox,
     SandboxView,
     SandboxViolation,
@@ -45,6 +47,7 @@ from adapters.patching import (
     plan,
     unified_diff,
 )
+from adapters.patching.diffing import file_diff, line_counts
 from adapters.processes import TestRun, clean_env, run_tests
 from adapters.workspace.dirfd import UnsafePathError
 from adapters.workspace.transaction import (
@@ -129,7 +132,7 @@ class PatchFlow:
         paused = self.store.read_all(types=[EventType.NODE_PAUSED, EventType.NODE_RESUMED])
         self.paused = bool(paused) and paused[-1].type == EventType.NODE_PAUSED
         for recovery in self.transactions.recover(self._committed):
-            self._recovered(recovery.txn_id, recovery.outcome)
+            self._recovered(recovery.txn_id, recovery.outcome, recovery.kept)
         self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
 
     def _committed(self, txn_id: str) -> bool:
@@ -140,7 +143,7 @@ class PatchFlow:
             for e in self.store.read_stream(patch_stream(pid))
         )
 
-    def _recovered(self, txn_id: str, outcome: str) -> None:
+    def _recovered(self, txn_id: str, outcome: str, kept: tuple[str, ...] = ()) -> None:
         pid, kind = _split_txn(txn_id)
         message = (
             "the node stopped during this change; it was completed"
@@ -158,6 +161,7 @@ class PatchFlow:
                 "outcome": outcome,
                 "message": message,
                 "changes": list(view.changes) if view else [],
+                "kept_edited": list(kept),
             },
         )
         log.warning("patch %s: %s (%s)", pid, message, kind)
@@ -192,7 +196,7 @@ class PatchFlow:
                 "client_id": command.client_id,
                 "format": command.format,
                 "body_sha256": command.body_sha256,
-                "body_blob": self.store.put_blob(body),
+                "body_blob": _sha256(body),
                 "description": command.description,
                 "author": command.author,
                 "dry_run": command.dry_run,
@@ -200,6 +204,7 @@ class PatchFlow:
                 "rollback_on_failure": command.rollback_on_failure,
             },
             meta,
+            blobs=[body],
         )
         if command.client_id is not None:
             self.by_client_id[command.client_id] = pid
@@ -276,12 +281,15 @@ class PatchFlow:
             return self._reject(pid, code, _rejection_message(exc), exc.as_json())
         diff = unified_diff(planned)
         files = _files_json(planned)
-        diff_blob = self.store.put_blob(diff.encode())
+        # Blobs go into the store with the event that names them: one commit, not one each.
+        diff_bytes = diff.encode()
+        diff_blob = _sha256(diff_bytes)
         if command.dry_run:
             self._record(
                 pid,
                 EventType.PATCH_DRY_RUN,
                 {"patch_id": pid, "files": files, "diff_blob": diff_blob},
+                blobs=[diff_bytes],
             )
             return self.outcome(pid, diff)
         if self.workspace.approval == "manual" and not approved:
@@ -289,6 +297,7 @@ class PatchFlow:
                 pid,
                 EventType.PATCH_PENDING_APPROVAL,
                 {"patch_id": pid, "files": files, "diff_blob": diff_blob},
+                blobs=[diff_bytes],
             )
             return self.outcome(pid, diff)
         changes = [FileChange(path, before, after) for path, before, after in planned.changes()]
@@ -301,7 +310,11 @@ class PatchFlow:
             for c in changes
         ]
         self._record(
-            pid, EventType.PATCH_APPLYING, {"patch_id": pid, "txn_id": pid, "files": files}
+            pid,
+            EventType.PATCH_APPLYING,
+            {"patch_id": pid, "txn_id": pid, "files": files},
+            # The backups the transaction needs, durable before any file is touched.
+            blobs=[diff_bytes, *(b for c in changes for b in (c.before, c.after) if b is not None)],
         )
         if self.expect_writes is not None:
             self.expect_writes({c.path: sha256_or_none(c.after) for c in changes}, f"patch:{pid}")
@@ -314,7 +327,10 @@ class PatchFlow:
         }
         try:
             self.transactions.apply(
-                pid, changes, lambda: self._record(pid, EventType.PATCH_APPLIED, applied)
+                pid,
+                changes,
+                lambda: self._record(pid, EventType.PATCH_APPLIED, applied),
+                backed_up=True,
             )
         except FileChangedError as exc:
             return self._reject(pid, "conflict", str(exc), {"path": exc.path})
@@ -340,9 +356,10 @@ class PatchFlow:
                 "exit_code": run.exit_code,
                 "duration_s": round(run.duration_s, 3),
                 "output_tail": run.output_tail,
-                "output_blob": self.store.put_blob(run.output),
+                "output_blob": _sha256(run.output),
                 "message": run.message,
             },
+            blobs=[run.output],
         )
         rollback = command.rollback_on_failure
         if rollback is None:
@@ -448,9 +465,10 @@ class PatchFlow:
         kind: EventType,
         data: Mapping[str, Any],
         meta: Mapping[str, Any] | None = None,
+        blobs: Sequence[bytes] = (),
     ) -> None:
         event = NewEvent(kind, data, meta or {})
-        [position] = self.store.append(patch_stream(pid), [event])
+        [position] = self.store.append(patch_stream(pid), [event], blobs=blobs)
         # Keep the live view exactly what a replay would fold.
         recorded = RecordedEvent(
             position, event.event_id, patch_stream(pid), 0, str(kind), _now(), data, meta or {}, ""
@@ -499,6 +517,10 @@ def _status(view: PatchView) -> Status:
     return cast(Status, view.public_status)
 
 
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
 def _split_txn(txn_id: str) -> tuple[str, str]:
     pid, sep, _ = txn_id.partition("-rb")
     return pid, "rollback" if sep else "apply"
@@ -507,40 +529,28 @@ def _split_txn(txn_id: str) -> tuple[str, str]:
 def _files_json(planned: Plan) -> list[dict[str, Any]]:
     out = []
     for f in planned.files:
-        before = (f.before or b"").decode("utf-8", "replace").splitlines()
-        after = (f.after or b"").decode("utf-8", "replace").splitlines()
         item = FileOutcome(
             f.path, f.action, sha256_or_none(f.before), sha256_or_none(f.after), f.move_from
         ).as_json()
-        added, removed = _line_counts(before, after)
+        added, removed = line_counts(f.before, f.after)
         item.update({"added": added, "removed": removed})
         out.append(item)
     return out
 
 
-def _line_counts(before: list[str], after: list[str]) -> tuple[int, int]:
-    import difflib
-
-    added = removed = 0
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
-        None, before, after, autojunk=False
-    ).get_opcodes():
-        if tag in ("replace", "delete"):
-            removed += i2 - i1
-        if tag in ("replace", "insert"):
-            added += j2 - j1
-    return added, removed
-
-
 def _diff_of(changes: list[FileChange]) -> str:
-    import difflib
-
-    parts: list[str] = []
-    for c in changes:
-        a = (c.before or b"").decode("utf-8", "replace").splitlines(keepends=True)
-        b = (c.after or b"").decode("utf-8", "replace").splitlines(keepends=True)
-        parts.extend(difflib.unified_diff(a, b, f"a/{c.path}", f"b/{c.path}"))
-    return "".join(parts)
+    """The diff a rollback would make, in the same format as every other diff we show."""
+    return "".join(
+        file_diff(
+            PlannedFile(
+                c.path,
+                "add" if c.before is None else "delete" if c.after is None else "update",
+                c.before,
+                c.after,
+            )
+        )
+        for c in changes
+    )
 
 
 def _rejection_message(exc: PatchRejected) -> str:

@@ -41,10 +41,12 @@ class EventStore(Protocol):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+        blobs: Sequence[bytes] = (),
     ) -> list[int]:
         """Append durably; returns the events' global positions once committed.
         Raises ConcurrencyError or DuplicateEventError; appends from other callers in the same
-        group commit are not affected by this one's failure."""
+        group commit are not affected by this one's failure. `blobs` are stored (by sha256) in
+        the same transaction, so events can name contents that are certainly there."""
         ...
 
     def append_async(
@@ -52,6 +54,7 @@ class EventStore(Protocol):
         stream: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+        blobs: Sequence[bytes] = (),
     ) -> Future[list[int]]:
         """The same as `append` without waiting: the Future resolves after the commit."""
         ...

@@ -126,22 +126,25 @@ class SQLiteEventStore:
         stream: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+        blobs: Sequence[bytes] = (),
     ) -> Future[list[int]]:
-        return self._submit_append(stream, events, expected_version, lead=False)
+        return self._submit_append(stream, events, expected_version, blobs, lead=False)
 
     def append(
         self,
         stream: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
+        blobs: Sequence[bytes] = (),
     ) -> list[int]:
-        return self._submit_append(stream, events, expected_version, lead=True).result()
+        return self._submit_append(stream, events, expected_version, blobs, lead=True).result()
 
     def _submit_append(
         self,
         stream: str,
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion,
+        blobs: Sequence[bytes],
         lead: bool,
     ) -> Future[list[int]]:
         if not stream:
@@ -151,7 +154,12 @@ class SQLiteEventStore:
             EncodedEvent(e.event_id, e.type, e.schema, codec.encode(e.data), codec.encode(e.meta))
             for e in events
         ]
-        request = AppendRequest(stream=stream, events=encoded, expected=expected_version)
+        request = AppendRequest(
+            stream=stream,
+            events=encoded,
+            expected=expected_version,
+            blobs=[(hashlib.sha256(b).hexdigest(), bytes(b)) for b in blobs],
+        )
         self._submit(request, lead)
         return request.future
 

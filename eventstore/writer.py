@@ -65,6 +65,7 @@ class AppendRequest(_Request):
     stream: str = ""
     events: Sequence[EncodedEvent] = ()
     expected: ExpectedVersion = ANY
+    blobs: Sequence[tuple[str, bytes]] = ()  # (sha256, content), committed with the events
 
 
 @dataclass(slots=True)
@@ -384,6 +385,14 @@ class Writer:
                 conn.execute("RELEASE big_append")
                 raise
             conn.execute("RELEASE big_append")
+        if request.blobs:
+            # In the same transaction as the events that name them: an event never refers to
+            # a blob that is not there, and one commit (one fsync) covers both.
+            conn.executemany(
+                "INSERT OR IGNORE INTO blobs (sha256, size, content, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(sha, len(content), content, recorded_us) for sha, content in request.blobs],
+            )
         self._last_position, self._last_hash = position, previous
         self._last_recorded_us = recorded_us
         self._versions[stream] = version

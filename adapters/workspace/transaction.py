@@ -57,6 +57,7 @@ class Recovery:
     txn_id: str
     outcome: Literal["applied", "rolled_back"]
     files: tuple[str, ...]
+    kept: tuple[str, ...] = ()  # edited by someone while the node was down: not overwritten
 
 
 class FileChangedError(Exception):
@@ -93,16 +94,22 @@ class FileTransactions:
 
     # --- applying ------------------------------------------------------------------------------
     def apply(
-        self, txn_id: str, changes: Sequence[FileChange], commit: Callable[[], object]
+        self,
+        txn_id: str,
+        changes: Sequence[FileChange],
+        commit: Callable[[], object],
+        backed_up: bool = False,
     ) -> None:
         """Apply every change or none. Raises FileChangedError (nothing written),
         dirfd.UnsafePathError or OSError (nothing left changed), or whatever `commit` raises
-        (the files are restored to before first)."""
+        (the files are restored to before first). `backed_up`: the caller already stored every
+        before and after content as blobs (with its own event), so step 1 is done."""
         _check_txn_id(txn_id)
-        for change in changes:
-            for content in (change.before, change.after):
-                if content is not None:
-                    self.blobs.put_blob(content)
+        if not backed_up:
+            for change in changes:
+                for content in (change.before, change.after):
+                    if content is not None:
+                        self.blobs.put_blob(content)
         self._write_journal(txn_id, changes)
         with contextlib.ExitStack() as stack:
             slots: list[_Slot] = []
@@ -159,21 +166,40 @@ class FileTransactions:
         for txn_id in self.pending():
             changes = self._read_journal(txn_id)
             forward = committed(txn_id)
-            self._restore(txn_id, changes, to_after=forward)
+            kept = self._restore(txn_id, changes, to_after=forward, recovering=True)
             self._clear_journal(txn_id)
             done.append(
                 Recovery(
-                    txn_id, "applied" if forward else "rolled_back", tuple(c.path for c in changes)
+                    txn_id,
+                    "applied" if forward else "rolled_back",
+                    tuple(c.path for c in changes),
+                    kept,
                 )
             )
         return done
 
-    def _restore(self, txn_id: str, changes: Sequence[FileChange], to_after: bool) -> None:
+    def _restore(
+        self,
+        txn_id: str,
+        changes: Sequence[FileChange],
+        to_after: bool,
+        recovering: bool = False,
+    ) -> tuple[str, ...]:
+        """Bring every file to one side. When recovering (the node may have been down for a
+        while), a file that holds neither side was edited by someone since: it is kept as it
+        is and returned, never overwritten."""
+        kept = []
         for change in changes:
             wanted = change.after if to_after else change.before
+            other = change.before if to_after else change.after
             with dirfd.open_parent(self.root, change.path, create=wanted is not None) as (fd, name):
                 dirfd.unlink_quietly(fd, _temp_name(name, txn_id))
-                if dirfd.read_at(fd, name) == wanted:
+                current = dirfd.read_at(fd, name)
+                if current == wanted:
+                    continue
+                if recovering and current != other:
+                    log.warning("recovery of %s: %s was edited since; left as is", txn_id, name)
+                    kept.append(change.path)
                     continue
                 if wanted is None:
                     dirfd.unlink_quietly(fd, name)
@@ -183,6 +209,7 @@ class FileTransactions:
                     dirfd.write_temp(fd, temp, wanted, mode)
                     os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
                 os.fsync(fd)
+        return tuple(kept)
 
     # --- the journal -----------------------------------------------------------------------------
     def _journal_path(self, txn_id: str) -> Path:

@@ -204,3 +204,20 @@ def test_sigkill_during_transactions_leaves_all_or_nothing(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_sigkill_many_trials(tmp_path: Path) -> None:
     run_crash_trials(tmp_path, trials=60, seed=None)
+
+
+def test_recovery_never_overwrites_a_file_edited_while_the_node_was_down(
+    ws: Path, store: SQLiteEventStore
+) -> None:
+    t = txns(ws, store)
+    changes = [FileChange("a.py", b"a = 1\n", b"a = 10\n"), FileChange("z.py", None, b"z\n")]
+    for change in changes:
+        for content in (change.before, change.after):
+            if content is not None:
+                store.put_blob(content)
+    t._write_journal("p9", changes)  # a crash right after the journal was written
+    (ws / "a.py").write_bytes(b"a = 'typed by the developer later'\n")
+    [recovery] = t.recover(committed=lambda txn: False)
+    assert recovery.kept == ("a.py",)
+    assert (ws / "a.py").read_bytes() == b"a = 'typed by the developer later'\n"
+    assert t.pending() == []
