@@ -120,7 +120,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         if view is None:
             print(f"ghost: no patch {args.patch_id}", file=sys.stderr)
             return EXIT_PROBLEM
-        diff = store.get_blob(view.diff_blob).decode("utf-8", "replace") if view.diff_blob else ""
+        diff = ""
+        if view.diff_blob:
+            try:
+                diff = store.get_blob(view.diff_blob).decode("utf-8", "replace")
+            except StoreError as exc:  # a missing or corrupt blob: show the rest anyway
+                print(f"ghost: the diff is unavailable: {exc}", file=sys.stderr)
     row = reading.audit_row(view)
     if args.json:
         print_json(

@@ -15,9 +15,8 @@ Status after each event:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventstore.catalogue import EventType
 from eventstore.events import RecordedEvent
@@ -43,8 +42,10 @@ PATCH_EVENT_TYPES = frozenset(
 ON_DISK = frozenset({"applied", "failed_tests"})
 
 
-@dataclass(frozen=True, slots=True)
-class PatchView:
+class PatchView(NamedTuple):
+    """One patch as its events tell it. A NamedTuple: immutable like a frozen dataclass, and
+    `_replace` is several times cheaper than dataclasses.replace on a replay's hot path."""
+
     patch_id: str
     workspace: str = ""
     status: str = "received"
@@ -65,7 +66,7 @@ class PatchView:
     rolled_back: bool = False
     first_position: int = 0
     last_position: int = 0
-    events: tuple[int, ...] = field(default=(), repr=False)
+    events: tuple[int, ...] = ()
 
     @property
     def public_status(self) -> str:
@@ -78,16 +79,19 @@ def fold(view: PatchView | None, event: RecordedEvent) -> PatchView:
     d = event.data
     if view is None:
         view = PatchView(patch_id=str(d.get("patch_id", event.stream.removeprefix("patch-"))))
-    view = replace(
-        view,
+    return view._replace(
         last_position=event.position,
         first_position=view.first_position or event.position,
         events=(*view.events, event.position),
+        **_changes(view, event, d),
     )
+
+
+def _changes(view: PatchView, event: RecordedEvent, d: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields `event` changes (besides positions)."""
     kind = event.type
     if kind == EventType.PATCH_RECEIVED:
-        return replace(
-            view,
+        return dict(
             workspace=d.get("workspace", ""),
             client_id=d.get("client_id"),
             body_sha256=d.get("body_sha256", ""),
@@ -99,7 +103,7 @@ def fold(view: PatchView | None, event: RecordedEvent) -> PatchView:
             received_at=event.recorded_at,
         )
     if kind == EventType.PATCH_QUEUED:
-        return replace(view, status="queued")
+        return dict(status="queued")
     if kind == EventType.PATCH_REJECTED:
         error = {"code": d.get("code"), "message": d.get("message"), "details": d.get("details")}
         decisions = view.decisions
@@ -108,36 +112,34 @@ def fold(view: PatchView | None, event: RecordedEvent) -> PatchView:
                 *decisions,
                 {"decision": "rejected", "by": d["by"], "at": event.recorded_at},
             )
-        return replace(view, status="rejected", error=error, decisions=decisions)
+        return dict(status="rejected", error=error, decisions=decisions)
     if kind in (EventType.PATCH_DRY_RUN, EventType.PATCH_PENDING_APPROVAL):
         status = "dry_run" if kind == EventType.PATCH_DRY_RUN else "pending_approval"
-        return replace(
-            view,
+        return dict(
             status=status,
             files=tuple(d.get("files", ())),
             diff_blob=d.get("diff_blob"),
         )
     if kind == EventType.PATCH_APPROVED:
         decision = {"decision": "approved", "by": d.get("by"), "at": event.recorded_at}
-        return replace(view, status="approved", decisions=(*view.decisions, decision))
+        return dict(status="approved", decisions=(*view.decisions, decision))
     if kind == EventType.PATCH_APPLYING:
-        return replace(view, status="applying", files=tuple(d.get("files", view.files)))
+        return dict(status="applying", files=tuple(d.get("files", view.files)))
     if kind == EventType.PATCH_APPLIED:
-        return replace(
-            view,
+        return dict(
             status="applied",
             files=tuple(d.get("files", view.files)),
             changes=tuple(d.get("changes", ())),
             diff_blob=d.get("diff_blob", view.diff_blob),
         )
     if kind == EventType.TESTS_STARTED:
-        return replace(view, tests={"status": "running", "command": d.get("command")})
+        return dict(tests={"status": "running", "command": d.get("command")})
     if kind == EventType.TESTS_FINISHED:
         tests = {k: d.get(k) for k in ("status", "exit_code", "duration_s", "output_tail")}
         tests["output_blob"] = d.get("output_blob")
         failed = tests["status"] != "passed"
         status = "failed_tests" if failed and view.status == "applied" else view.status
-        return replace(view, tests=tests, status=status)
+        return dict(tests=tests, status=status)
     if kind == EventType.PATCH_ROLLED_BACK:
         decision = {
             "decision": "rolled_back",
@@ -146,18 +148,16 @@ def fold(view: PatchView | None, event: RecordedEvent) -> PatchView:
             "forced": bool(d.get("forced", False)),
             "at": event.recorded_at,
         }
-        return replace(
-            view, status="rolled_back", rolled_back=True, decisions=(*view.decisions, decision)
-        )
+        return dict(status="rolled_back", rolled_back=True, decisions=(*view.decisions, decision))
     if kind == EventType.PATCH_RECOVERED:
         completed = d.get("outcome") == "applied"
         if d.get("kind") == "rollback":
-            return replace(view, status="rolled_back", rolled_back=True) if completed else view
+            return dict(status="rolled_back", rolled_back=True) if completed else {}
         if completed:
-            return replace(view, status="applied", changes=tuple(d.get("changes", view.changes)))
+            return dict(status="applied", changes=tuple(d.get("changes", view.changes)))
         error = {"code": "interrupted", "message": d.get("message", "interrupted"), "details": {}}
-        return replace(view, status="failed", error=error)
-    return view
+        return dict(status="failed", error=error)
+    return {}
 
 
 def fold_all(events: Iterable[RecordedEvent]) -> dict[str, PatchView]:

@@ -1,0 +1,189 @@
+"""Replay benchmark: rebuild every projection from 1M events (events/s), and the whole-process
+wall time of `ghost audit --patch ID` and `ghost show ID` on a 1M-event store against the same
+commands on a 1k-event store (the index makes them independent of the store's size).
+
+    .venv/bin/python tests/bench/replay.py [--events 1000000]
+
+The store holds a realistic mix: per patch 6 events (Received, Applying, Applied, TestsStarted,
+TestsFinished, sometimes RolledBack), watcher FilesChanged, and actor/health events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from eventstore import NewEvent, SQLiteEventStore
+from replay.reading import replay
+
+GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
+
+
+DIFF = b"--- a/src/f.py\n+++ b/src/f.py\n@@ -1,2 +1,2 @@\n-x = 1\n+x = 2\n y = 3\n"
+DIFF_SHA = __import__("hashlib").sha256(DIFF).hexdigest()
+
+
+def patch_events(pid: str, n: int) -> list[tuple[str, NewEvent]]:
+    stream = f"patch-{pid}"
+    changes = [{"path": f"src/f{n % 50}.py", "before_sha256": "a" * 64, "after_sha256": "b" * 64}]
+    files = [
+        {
+            "path": f"src/f{n % 50}.py",
+            "action": "update",
+            "before_sha256": "a" * 64,
+            "after_sha256": "b" * 64,
+            "added": 2,
+            "removed": 1,
+        }
+    ]
+    events = [
+        NewEvent(
+            "PatchReceived",
+            {
+                "patch_id": pid,
+                "workspace": "main",
+                "client_id": None,
+                "format": "v4a",
+                "body_sha256": "c" * 64,
+                "body_blob": "c" * 64,
+                "description": f"patch {n}",
+                "author": "gpt",
+                "dry_run": False,
+            },
+        ),
+        NewEvent("PatchApplying", {"patch_id": pid, "txn_id": pid, "files": files}),
+        NewEvent(
+            "PatchApplied",
+            {
+                "patch_id": pid,
+                "txn_id": pid,
+                "files": files,
+                "changes": changes,
+                "diff_blob": "d" * 64,
+            },
+        ),
+        NewEvent("TestsStarted", {"patch_id": pid, "command": "pytest -q"}),
+        NewEvent(
+            "TestsFinished",
+            {
+                "patch_id": pid,
+                "status": "passed",
+                "exit_code": 0,
+                "duration_s": 1.2,
+                "output_tail": "3 passed",
+                "output_blob": "e" * 64,
+            },
+        ),
+    ]
+    return [(stream, e) for e in events]
+
+
+def build(path: Path, total: int) -> str:
+    """Returns the id of a patch in the middle of the store."""
+    middle = ""
+    with SQLiteEventStore(path, durability="normal") as store:
+        n = 0
+        pending = []
+        while n < total:
+            pid = uuid.uuid4().hex[:16]
+            if n >= total // 2 and not middle:
+                middle = pid
+            batch = patch_events(pid, n)
+            batch.append(
+                (
+                    "workspace-main",
+                    NewEvent(
+                        "FilesChanged",
+                        {
+                            "paths": [
+                                {
+                                    "path": f"src/f{n % 50}.py",
+                                    "kind": "modified",
+                                    "sha256": "b" * 64,
+                                }
+                            ],
+                            "source": f"patch:{pid}",
+                            "overflow": 0,
+                        },
+                    ),
+                )
+            )
+            batch += [
+                ("actor-health", NewEvent("HealthChanged", {"from": "ok", "to": "ok"}))
+                for _ in range(4)
+            ]
+            for stream, event in batch[: total - n]:
+                pending.append(store.append_async(stream, [event]))
+            n += len(batch)
+            if len(pending) > 5000:
+                for future in pending:
+                    future.result()
+                pending.clear()
+        for future in pending:
+            future.result()
+    return middle
+
+
+def wall(*args: str, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(GHOST), *args], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        small, big = tmp / "small", tmp / "big"
+        small.mkdir()
+        big.mkdir()
+        small_pid = build(small / "events.db", 1000)
+        start = time.perf_counter()
+        big_pid = build(big / "events.db", args.events)
+        built = time.perf_counter() - start
+        with SQLiteEventStore(big / "events.db", readonly=True) as store:
+            start = time.perf_counter()
+            projection = replay(store)
+            rebuild = time.perf_counter() - start
+        rows = [
+            (f"build the {args.events:,}-event store", f"{built:.1f} s", ""),
+            (
+                f"rebuild every projection from {args.events:,} events",
+                f"{projection.position / rebuild:,.0f} ev/s",
+                f"{rebuild:.2f} s, {len(projection.patches):,} patches",
+            ),
+        ]
+        for label, cmd in (
+            ("ghost audit --patch ID", ["audit", "--json", "--patch"]),
+            ("ghost show ID", ["show", "--json"]),
+        ):
+            small_t = wall("--state-dir", str(small), *cmd, small_pid)
+            big_t = wall("--state-dir", str(big), *cmd, big_pid)
+            rows.append(
+                (
+                    f"{label}, whole process (median of 5)",
+                    f"{big_t * 1000:.0f} ms",
+                    f"on 1k events {small_t * 1000:.0f} ms (x{big_t / small_t:.2f})",
+                )
+            )
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'ours':>14}  reference")
+    for label, value, ref in rows:
+        print(f"{label:<{width}}  {value:>14}  {ref}")
+
+
+if __name__ == "__main__":
+    main()
