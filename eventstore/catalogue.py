@@ -32,10 +32,12 @@ class EventType(enum.StrEnum):
     TESTS_STARTED = "TestsStarted"
     TESTS_FINISHED = "TestsFinished"
     FILES_CHANGED = "FilesChanged"
+    WATCHER_WARNING = "WatcherWarning"
     TUNNEL_UP = "TunnelUp"
     TUNNEL_DOWN = "TunnelDown"
     SERVICE_STARTED = "ServiceStarted"
     SERVICE_EXITED = "ServiceExited"
+    SERVICE_START_FAILED = "ServiceStartFailed"
     NOTIFICATION_SENT = "NotificationSent"
     NOTIFICATION_FAILED = "NotificationFailed"
 
@@ -57,3 +59,11 @@ def actor_stream(name: str) -> str:
 
 def supervisor_stream(name: str) -> str:
     return f"supervisor-{name}"
+
+
+def tunnel_stream(name: str) -> str:
+    return f"tunnel-{name}"
+
+
+def service_stream(name: str) -> str:
+    return f"service-{name}"

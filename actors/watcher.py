@@ -1,0 +1,259 @@
+"""WatcherActor: one per workspace; turns the Watcher's batches into FilesChanged events.
+
+The workspace's file state is event-sourced: setup() folds the FilesChanged events of
+`workspace-<name>` into path -> sha256 and starts the Watcher with it, so the start rescan
+reports whatever changed while the node (or this actor) was down. The patch engine's own writes
+are seen like any other and attributed to it through ExpectWrites (source `patch:<id>`), which
+is why PatchApplied/PatchRolledBack need not be folded here.
+
+Threads: the Watcher's flusher thread calls `_on_batch`/`_on_warning`, which only tell this
+actor; the actor thread appends. FilesChanged goes through `store.append` (synchronous), so a
+batch this incarnation acknowledged is committed before a later incarnation folds the stream;
+a batch that never got recorded (crash, store trouble) is still different from the store's
+state and is reported again by the next start's rescan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pykka import ActorDeadError
+
+from actors.base import GhostActor
+from actors.errors import ChildUnavailableError
+from actors.handle import ChildHandle
+from actors.recorder import EventRecorder
+from adapters.config import WorkspaceConfig
+from adapters.watching import ChangeBatch, PathFilter, Watcher
+from eventstore.catalogue import EventType, workspace_stream
+from eventstore.events import NewEvent
+from eventstore.protocol import EventStore
+
+log = logging.getLogger(__name__)
+
+WATCHER_WARNING = EventType.WATCHER_WARNING
+RECENT_CHANGES = 100  # GetWatchInfo's bounded memory of the last changes
+_READ_PAGE = 1000
+
+
+# --- messages ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ExpectWrites:
+    """Tell before writing: changes to these paths with these resulting sha256 (None for a
+    deletion) are reported with `source` (e.g. "patch:<id>") instead of "external"."""
+
+    paths_to_sha: Mapping[str, str | None]
+    source: str
+    ttl_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class GetWatchInfo:
+    """Ask: {workspace, path, patterns, observer, ready, known_files, stats, last_changes,
+    warnings} for GET /watch. `ready`: the start rescan is done (its batches are recorded by
+    the time the *next* ask is answered: they were told before it finished)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    batch: ChangeBatch
+    initial: bool  # part of the start rescan
+    # A failed incarnation's queued batches are salvaged for the next one; that one's own
+    # rescan reports the same changes against fresher state, so stale batches are dropped.
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Warning:
+    message: str
+
+
+# --- state from events ---------------------------------------------------------------------------
+def known_state(store: EventStore, workspace: str) -> dict[str, str] | None:
+    """The workspace's last recorded files (path -> sha256); None when nothing was ever
+    recorded (a first start)."""
+    stream = workspace_stream(workspace)
+    known: dict[str, str] = {}
+    seen = False
+    version = 0
+    while page := store.read_stream(stream, after_version=version, limit=_READ_PAGE):
+        version = page[-1].version
+        for event in page:
+            if event.type != EventType.FILES_CHANGED:
+                continue
+            seen = True
+            for change in event.data.get("paths", ()):
+                path, sha = change.get("path"), change.get("sha256")
+                if not isinstance(path, str):
+                    continue
+                if change.get("kind") == "deleted" or not isinstance(sha, str):
+                    known.pop(path, None)
+                else:
+                    known[path] = sha
+    return known if seen else None
+
+
+def expect_writes_via(handle: ChildHandle) -> Callable[[Mapping[str, str | None], str], None]:
+    """The `expect_writes` callable for PatchActor/PatchFlow: tells the watcher through its
+    handle. A watcher that is down must not fail a patch: its writes are then reported as
+    external (or by the next rescan), which is only a worse attribution."""
+
+    def expect(paths_to_sha: Mapping[str, str | None], source: str) -> None:
+        try:
+            handle.tell(ExpectWrites(dict(paths_to_sha), source))
+        except ChildUnavailableError:
+            log.warning("watcher %s unavailable: writes of %s not attributed", handle.name, source)
+
+    return expect
+
+
+# --- the actor -----------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Info:
+    last_changes: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_CHANGES)
+    )
+    warnings: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+    batches: int = 0
+
+
+class WatcherActor(GhostActor):
+    def __init__(
+        self,
+        workspace: WorkspaceConfig,
+        store: EventStore,
+        recorder: EventRecorder,
+        debounce_s: float = 0.2,
+        *,
+        polling: bool | None = None,
+    ) -> None:
+        super().__init__(f"watcher.{workspace.name}")
+        self.workspace = workspace
+        self.store = store
+        self.recorder = recorder
+        self.debounce_s = debounce_s
+        self.polling = polling
+        self.stream = workspace_stream(workspace.name)
+        self._watcher: Watcher | None = None
+        self._baseline = False  # no history: the start rescan records every file
+        self._info = _Info()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        known = known_state(self.store, self.workspace.name)
+        if known is None:
+            # An empty (not None) known state makes the start rescan record every file, so
+            # that the store holds a baseline and later downtime changes can be found.
+            self._baseline = True
+            known = {}
+        else:
+            # Patterns may have changed since: paths no longer watched are forgotten rather
+            # than reported deleted; newly included ones are then reported as created.
+            matches = PathFilter(self.workspace.include, self.workspace.exclude).file_matches
+            known = {path: sha for path, sha in known.items() if matches(path)}
+        self._watcher = Watcher(
+            self.workspace.path,
+            self.workspace.include,
+            self.workspace.exclude,
+            self._on_batch,
+            debounce_s=self.debounce_s,
+            polling=self.polling,
+            on_warning=self._on_warning,
+        )
+        # Not waiting for the first rescan: hashing a large tree may outlast the supervisor's
+        # start timeout, and its batches arrive as messages anyway.
+        self._watcher.start(known)
+
+    def teardown(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()  # joins the observer and the flusher; the last batches land below
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case _Batch(batch=batch, initial=initial, generation=generation):
+                if generation == self.generation:
+                    self._record_batch(batch, initial)
+            case _Warning(message=text):
+                self._record_warning(text)
+            case ExpectWrites(paths_to_sha=paths, source=source, ttl_s=ttl):
+                if self._watcher is not None:
+                    self._watcher.expect(paths, source, ttl)
+            case GetWatchInfo():
+                return self._watch_info()
+            case _:
+                return super().receive(message)
+        return None
+
+    # --- flusher thread ------------------------------------------------------------------------
+    def _on_batch(self, batch: ChangeBatch) -> None:
+        watcher = self._watcher
+        initial = watcher is not None and not watcher.wait_ready(0)
+        try:
+            self.actor_ref.tell(_Batch(batch, initial, self.generation))
+        except ActorDeadError:
+            # Stopping: the actor thread is in teardown, waiting for the flusher to end, so
+            # nothing else touches our state; record the final flush's batches from here.
+            self._record_batch(batch, initial)
+
+    def _on_warning(self, message: str) -> None:
+        try:
+            self.actor_ref.tell(_Warning(message))
+        except ActorDeadError:
+            self._record_warning(message)
+
+    # --- recording -----------------------------------------------------------------------------
+    def _record_batch(self, batch: ChangeBatch, initial: bool) -> None:
+        paths = [{"path": c.path, "kind": c.kind, "sha256": c.sha256} for c in batch.changes]
+        data: dict[str, Any] = {
+            "workspace": self.workspace.name,
+            "paths": paths,
+            "source": batch.source,
+            "overflow": batch.overflow,
+        }
+        if initial:
+            data["initial"] = True
+            if self._baseline:
+                data["baseline"] = True
+        meta = {"actor": self.name}
+        # Raises if the store refuses: the actor fails and the next start's rescan reports
+        # the batch again (its changes are not in the store's state).
+        self.store.append(self.stream, [NewEvent(EventType.FILES_CHANGED, data, meta)])
+        self._info.batches += 1
+        at = time.time()
+        for change in paths:
+            self._info.last_changes.append({**change, "source": batch.source, "at": at})
+
+    def _record_warning(self, message: str) -> None:
+        self._info.warnings.append(message)
+        self.recorder.record(
+            self.stream, WATCHER_WARNING, {"workspace": self.workspace.name, "message": message}
+        )
+
+    def _watch_info(self) -> dict[str, Any]:
+        watcher = self._watcher
+        stats = watcher.stats() if watcher is not None else None
+        return {
+            "workspace": self.workspace.name,
+            "path": str(self.workspace.path),
+            "patterns": {
+                "include": list(self.workspace.include),
+                "exclude": list(self.workspace.exclude),
+            },
+            "observer": stats.observer if stats is not None else "",
+            "ready": watcher is not None and watcher.wait_ready(0),
+            "known_files": len(watcher.known()) if watcher is not None else 0,
+            "stats": {
+                "batches_recorded": self._info.batches,
+                "rescans": stats.rescans if stats else 0,
+                "pending": stats.pending if stats else 0,
+                "overflow_events": stats.overflow_events if stats else 0,
+            },
+            "last_changes": list(self._info.last_changes),
+            "warnings": list(self._info.warnings),
+        }

@@ -1,0 +1,177 @@
+"""WatcherActor under a real Supervisor, with a real SQLiteEventStore and real files."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.edge import watcher_specs
+from actors.recorder import StoreRecorder
+from actors.supervisor import Supervisor
+from actors.watcher import ExpectWrites, GetWatchInfo, expect_writes_via, known_state
+from adapters.config import Config, WorkspaceConfig
+from eventstore import RecordedEvent, SQLiteEventStore
+from tests.actors.support import wait_until
+
+STREAM = "workspace-main"
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteEventStore]:
+    with SQLiteEventStore(tmp_path / "events.db") as s:
+        yield s
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> WorkspaceConfig:
+    root = tmp_path / "ws"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "app.py").write_text("x = 1\n")
+    (root / "README.md").write_text("# hi\n")
+    (root / "debug.log").write_text("excluded\n")
+    return WorkspaceConfig(name="main", path=root)
+
+
+@pytest.fixture
+def run(
+    store: SQLiteEventStore, ws: WorkspaceConfig, start_supervisor: Callable[..., Supervisor]
+) -> Iterator[Callable[[], Supervisor]]:
+    """Starts the watcher under a supervisor; checks that stopping leaves no thread behind."""
+    baseline = threading.active_count()
+    started: list[Supervisor] = []
+
+    def start() -> Supervisor:
+        recorder = StoreRecorder(store)
+        [spec] = watcher_specs(Config(workspaces=(ws,)), store, recorder, debounce_s=0.05)
+        sup = start_supervisor("core", [spec], recorder=recorder)
+        started.append(sup)
+        wait_until(lambda: info(sup)["ready"], what="first rescan")
+        # The rescan's batches were told before it was ready, so they are recorded by the
+        # time a later ask is answered.
+        info(sup)
+        return sup
+
+    yield start
+    for sup in started:
+        sup.actor_ref.stop(timeout=10)
+    wait_until(lambda: threading.active_count() <= baseline, what="threads to end")
+
+
+def info(sup: Supervisor) -> dict[str, Any]:
+    result: dict[str, Any] = sup.handle("watcher.main").ask(GetWatchInfo(), timeout=5)
+    return result
+
+
+def changes(store: SQLiteEventStore) -> list[RecordedEvent]:
+    return [e for e in store.read_stream(STREAM) if e.type == "FilesChanged"]
+
+
+def wait_change(store: SQLiteEventStore, path: str, kind: str) -> dict[str, Any]:
+    """The event data of the first recorded change of `path` of `kind`."""
+
+    def find() -> dict[str, Any] | None:
+        for event in changes(store):
+            for change in event.data["paths"]:
+                if change["path"] == path and change["kind"] == kind:
+                    return {**event.data, "change": change}
+        return None
+
+    wait_until(find, what=f"{kind} {path}")
+    found = find()
+    assert found is not None
+    return found
+
+
+def test_first_start_records_a_baseline_then_edits(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    sup = run()
+    [baseline] = changes(store)
+    assert baseline.data["baseline"] is True
+    assert baseline.data["source"] == "rescan"
+    assert {c["path"]: c["sha256"] for c in baseline.data["paths"]} == {
+        "src/app.py": sha("x = 1\n"),
+        "README.md": sha("# hi\n"),
+    }
+
+    (ws.path / "src" / "app.py").write_text("x = 2\n")
+    found = wait_change(store, "src/app.py", "modified")
+    assert found["source"] == "external"
+    assert found["change"]["sha256"] == sha("x = 2\n")
+    assert "initial" not in found
+    watch = info(sup)
+    assert watch["observer"] in ("inotify", "polling", "native")
+    assert watch["patterns"]["include"] == list(ws.include)
+    assert watch["last_changes"][-1]["path"] == "src/app.py"
+
+
+def test_changes_while_stopped_are_reported_on_restart(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    first = run()
+    first.actor_ref.stop(timeout=10)
+    (ws.path / "src" / "app.py").write_text("x = 3\n")
+    (ws.path / "new.py").write_text("y = 1\n")
+    (ws.path / "README.md").unlink()
+    (ws.path / "other.log").write_text("excluded\n")
+
+    run()
+    modified = wait_change(store, "src/app.py", "modified")
+    assert modified["source"] == "rescan"
+    assert modified["initial"] is True
+    assert "baseline" not in modified
+    assert modified["change"]["sha256"] == sha("x = 3\n")
+    assert wait_change(store, "new.py", "created")["change"]["sha256"] == sha("y = 1\n")
+    assert wait_change(store, "README.md", "deleted")["change"]["sha256"] is None
+    assert known_state(store, "main") == {"src/app.py": sha("x = 3\n"), "new.py": sha("y = 1\n")}
+
+
+def test_expected_writes_carry_the_patch_source(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    sup = run()
+    handle = sup.handle("watcher.main")
+    handle.tell(ExpectWrites({"src/app.py": sha("x = 4\n")}, "patch:p1"))
+    expect = expect_writes_via(handle)
+    expect({"src/gone.py": None, "src/made.py": sha("z\n")}, "patch:p2")
+    (ws.path / "src" / "gone.py").write_text("bye\n")
+    wait_change(store, "src/gone.py", "created")  # before p2 is announced as its deletion
+    info(sup)  # the messages above are handled once the ask answers
+
+    (ws.path / "src" / "app.py").write_text("x = 4\n")
+    (ws.path / "src" / "made.py").write_text("z\n")
+    (ws.path / "src" / "gone.py").unlink()
+    assert wait_change(store, "src/app.py", "modified")["source"] == "patch:p1"
+    assert wait_change(store, "src/made.py", "created")["source"] == "patch:p2"
+    assert wait_change(store, "src/gone.py", "deleted")["source"] == "patch:p2"
+
+    # Content nobody announced, even on an announced path, stays external.
+    handle.tell(ExpectWrites({"src/app.py": sha("x = 5\n")}, "patch:p3"))
+    info(sup)
+    (ws.path / "src" / "app.py").write_text("x = 6\n")
+    wait_until(lambda: changes(store)[-1].data["paths"][0]["sha256"] == sha("x = 6\n"))
+    assert changes(store)[-1].data["source"] == "external"
+
+
+def test_a_supervised_restart_reconciles_from_the_store(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    sup = run()
+    handle = sup.handle("watcher.main")
+    ref = handle.ref
+    assert ref is not None
+    ref.stop(timeout=5)  # a normal exit: the permanent child is started again
+    (ws.path / "late.py").write_text("late\n")
+    wait_until(lambda: handle.restarts == 1 and handle.state == "running", what="restart")
+    assert wait_change(store, "late.py", "created")["source"] in ("rescan", "external")
+    events = [c["path"] for e in changes(store) for c in e.data["paths"]]
+    assert events.count("late.py") == 1
