@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from importlib import metadata
@@ -28,16 +28,21 @@ from pykka import ActorRef, ActorRegistry
 from twisted.internet import reactor as _reactor
 
 from actors.chaos import ChaosMode
-from actors.messages import GaveUp
+from actors.edge import edge_checks, notifier_spec, service_specs, tunnel_specs, watcher_specs
+from actors.errors import ChildUnavailableError
+from actors.messages import AddCheck, GaveUp
 from actors.patch_actor import PatchActor, PatchService
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree
+from actors.watcher import ExpectWrites
+from actors.webhook import Binding, WebhookActor, web_config
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
 from adapters.logging_setup import configure_logging, route_twisted_logs
 from adapters.statedir import PreviousRun, StateDir, StateDirError
 from adapters.twisted_bridge import ShutdownReactor, install_shutdown
+from adapters.web.app import WebConfig, WebServices
 from eventstore import NewEvent, SQLiteEventStore
 from eventstore.catalogue import NODE_STREAM, EventType
 
@@ -57,6 +62,17 @@ reactor = cast(_Reactor, _reactor)
 
 def _watchdog_ping() -> None:
     systemd.watchdog()  # False (no NOTIFY_SOCKET) is fine: not run by systemd
+
+
+def _expect_writes(watcher: ChildSpec, paths_to_sha: Mapping[str, str | None], source: str) -> None:
+    """PatchFlow -> WatcherActor, just before it writes: a tell (never blocks; buffered while
+    the watcher restarts), so the watcher reports those writes as `patch:<id>`. Attribution
+    is best effort: a watcher that is down must never fail a patch (its writes are then
+    reported as `external` by the next rescan)."""
+    try:
+        watcher.handle.tell(ExpectWrites(paths_to_sha, source))
+    except ChildUnavailableError as exc:
+        log.warning("%s: writes of %s go unattributed", exc, source)
 
 
 def version() -> str:
@@ -101,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         secrets = EnvSecrets.from_env(os.environ, config.slack)
         chaos = [ChaosMode.parse(mode) for mode in args.chaos]
+        web = web_config(config.node.host, config.node.port, os.environ)
     except (ConfigError, ValueError) as exc:
         print(f"ghost-node: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -110,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateDirError as exc:  # includes StateDirLocked: a node already runs there
         print(f"ghost-node: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    node = Node(config, secrets, state, previous, chaos, args.stop_timeout)
+    node = Node(config, secrets, state, previous, chaos, args.stop_timeout, web)
     try:
         code = node.run()
     finally:
@@ -139,6 +156,7 @@ class Node:
         previous: PreviousRun | None,
         chaos: Sequence[ChaosMode],
         stop_timeout_s: float,
+        web: WebConfig | None = None,
     ) -> None:
         self.config = config
         self.secrets = secrets
@@ -149,12 +167,16 @@ class Node:
         self.exit_code = EXIT_OK
         self.stop_timed_out = False
         self.patches: PatchService | None = None
+        self.web = web or WebConfig(host=config.node.host, port=config.node.port)
+        self._token = ""
+        self._served_at: tuple[str, int] | None = None
 
     def run(self) -> int:
         redactor = configure_logging(self.config.log, secrets=self.secrets.values())
         route_twisted_logs()
         token = self.state.token(self.secrets.token)
         redactor.add(token.value)
+        self._token = token.value
         store = SQLiteEventStore(self.state.events_db, durability=self.config.node.durability)
         try:
             self._record_start(store)
@@ -170,10 +192,23 @@ class Node:
         if watchdog_s is not None:
             interval = min(interval, watchdog_s / 2)  # ping at least twice per timeout
         journal = self.state.path / "journal"
+        recorder = StoreRecorder(store)
+        # Core, in start order: a workspace's watcher before its patch actor, so the patch
+        # actor's first writes are already attributed (ExpectWrites) rather than "external".
+        watchers = {
+            spec.name.removeprefix("watcher."): spec
+            for spec in watcher_specs(self.config, store, recorder)
+        }
         patch_specs = {
             ws.name: ChildSpec(
                 f"patch.{ws.name}",
-                partial(PatchActor, ws, store, journal / ws.name),
+                partial(
+                    PatchActor,
+                    ws,
+                    store,
+                    journal / ws.name,
+                    expect_writes=partial(_expect_writes, watchers[ws.name]),
+                ),
             )
             for ws in self.config.workspaces
         }
@@ -182,32 +217,71 @@ class Node:
             store,
             self.config.workspaces,
         )
+        tunnels = tunnel_specs(self.config, recorder)
+        services = service_specs(self.config, recorder)
+        web_services = WebServices(
+            store=store,
+            patches=self.patches,
+            token=self._token,
+            version=version(),
+            hmac_secret=self.secrets.hmac_secret,
+            slack_signing_secret=self.secrets.slack_signing_secret,
+            watchers={name: spec.handle for name, spec in watchers.items()},
+            tunnels={spec.name.removeprefix("tunnel."): spec.handle for spec in tunnels},
+            services={spec.name.removeprefix("service."): spec.handle for spec in services},
+        )
+        webhook = ChildSpec(
+            "webhook", partial(WebhookActor, self.web, web_services, self._serving, Binding())
+        )
+        port = self.config.node.port
+        dashboard = f"http://{self.config.node.host}:{port}/dashboard" if port else None
+        notifier = notifier_spec(self.config, self.secrets, store, dashboard)
+        core = [*watchers.values(), *patch_specs.values()]
         tree = build_tree(
-            TreeSpec(core=list(patch_specs.values()), chaos=self.chaos),
+            TreeSpec(core=core, edge=[webhook, notifier, *tunnels, *services], chaos=self.chaos),
             self.config.supervisor,
-            StoreRecorder(store),
+            recorder,
             on_give_up=lambda gave_up: reactor.callFromThread(self._give_up, gave_up),
             # A real write through the store's writer, without adding an event every round.
             store_check=lambda: store.save_checkpoint("health-probe", store.last_position()),
             watchdog_ping=_watchdog_ping,
             health_interval_s=interval,
         )
+        for check in edge_checks(tunnels, services):
+            tree.health.tell(AddCheck(check))
+        web_services.health = tree.health
+        web_services.actors = {leaf.name: leaf.handle for leaf in tree.leaves}
+        # WebhookActor.setup() binds on the reactor thread, so it completes once reactor.run()
+        # starts below; it then calls _serving (node.json, banner, READY=1).
         root: ActorRef[Any] = tree.root.launch()
         handle = install_shutdown(
             reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
         )
-        host, port = self.config.node.host, self.config.node.port
+        reactor.run()
+        self.stop_timed_out = handle.timed_out
+
+    def _serving(self, host: str, port: int) -> None:
+        """WebhookActor's thread, after every bind: publish where the node serves. The banner
+        (with the token) goes to the terminal only, never to the log or an event."""
+        if self._served_at == (host, port):
+            return
+        first = self._served_at is None
+        self._served_at = (host, port)
         url = f"http://{host}:{port}"
         self.state.write_node_json(host, port, url)
         workspaces = ", ".join(f"{w.name} ({w.path})" for w in self.config.workspaces)
-        print(
-            f"ghost-node {version()}: workspace {workspaces}; state {self.state.path}; "
-            f"events {self.state.events_db}. Ctrl-C stops it.",
-            flush=True,
-        )
-        systemd.ready(f"serving {workspaces}")
-        reactor.run()
-        self.stop_timed_out = handle.timed_out
+        if first:
+            print(
+                f"ghost-node {version()}: workspace {workspaces}; state {self.state.path}; "
+                f"events {self.state.events_db}. Ctrl-C stops it.",
+                flush=True,
+            )
+        print(f"dashboard: {url}/dashboard?token={self._token}", flush=True)
+        log.info("serving on %s", url)
+        if first:
+            systemd.ready(f"serving {workspaces} on {url}")
+        else:
+            systemd.status(f"serving on {url}")
 
     def _stop_actors(self, root: ActorRef[Any]) -> None:
         """Runs in the shutdown thread (never the reactor's): stopping the root stops its

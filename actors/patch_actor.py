@@ -62,6 +62,15 @@ class Decide:
 
 
 @dataclass(frozen=True, slots=True)
+class RunTests:
+    """Run the workspace's tests now, in the queue between patches (never during one)."""
+
+    by: str
+    meta: Mapping[str, Any]
+    reply: Future[dict[str, Any]] = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SetPaused:
     paused: bool
     reply: Future[list[PatchOutcome]] = field(compare=False)
@@ -95,18 +104,20 @@ class PatchActor(GhostActor):
         self.flow = flow
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, SubmitPatch | Decide | SetPaused):
+        if isinstance(message, SubmitPatch | Decide | SetPaused | RunTests):
             self._answer(message)
             return None
         return super().receive(message)
 
-    def _answer(self, message: SubmitPatch | Decide | SetPaused) -> None:
+    def _answer(self, message: SubmitPatch | Decide | SetPaused | RunTests) -> None:
         flow = self.flow
         assert flow is not None
         try:
             result: Any
             if isinstance(message, SubmitPatch):
                 result = flow.submit(message.command, message.meta, message.patch_id)
+            elif isinstance(message, RunTests):
+                result = flow.run_tests_now(message.by, message.meta)
             elif isinstance(message, SetPaused):
                 result = [] if message.paused else flow.resume()
                 if message.paused:
@@ -190,6 +201,14 @@ class PatchService:
             return reply
         message = Decide(action, pid, by, reply, reason, force, dry_run)
         self._tell(view.workspace, message, reply)
+        return reply
+
+    def run_tests(
+        self, workspace: str, by: str, meta: Mapping[str, Any] | None = None
+    ) -> Future[dict[str, Any]]:
+        """{run_id, status, tests, position} once the workspace's actor ran its tests."""
+        reply: Future[dict[str, Any]] = Future()
+        self._tell(workspace, RunTests(by, dict(meta or {}), reply), reply)
         return reply
 
     def set_paused(self, paused: bool, by: str) -> Future[list[PatchOutcome]]:

@@ -56,7 +56,7 @@ from adapters.workspace.transaction import (
     FileTransactions,
     sha256_or_none,
 )
-from eventstore.catalogue import EventType, patch_stream
+from eventstore.catalogue import EventType, patch_stream, tests_stream
 from eventstore.events import NewEvent, RecordedEvent
 from eventstore.protocol import EventStore
 from replay.patches import PATCH_EVENT_TYPES, PatchView, fold
@@ -339,6 +339,33 @@ class PatchFlow:
         if command.run_tests and self.workspace.test_command is not None:
             self._run_tests(pid, command, changes)
         return self.outcome(pid, diff)
+
+    def run_tests_now(self, by: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The webhook's `run_tests`: the workspace's tests as they are, between patches (the
+        actor's queue orders it), recorded in `tests-<workspace>`. Changes nothing."""
+        test_command = self.workspace.test_command
+        if test_command is None:
+            raise FlowError(
+                "invalid",
+                f"workspace {self.workspace.name} has no test_command (set it in ghost.toml)",
+            )
+        run_id = new_patch_id()
+        stream = tests_stream(self.workspace.name)
+        started = {"run_id": run_id, "command": str(test_command.args), "by": by}
+        self.store.append(stream, [NewEvent(EventType.TESTS_STARTED, started, meta or {})])
+        run = self.test_runner(self.workspace)
+        tests = {
+            "status": run.status,
+            "exit_code": run.exit_code,
+            "duration_s": round(run.duration_s, 3),
+            "output_tail": run.output_tail,
+            "message": run.message,
+        }
+        finished = {"run_id": run_id, **tests, "output_blob": _sha256(run.output)}
+        [position] = self.store.append(
+            stream, [NewEvent(EventType.TESTS_FINISHED, finished, meta or {})], blobs=[run.output]
+        )
+        return {"run_id": run_id, "status": run.status, "tests": tests, "position": position}
 
     def _run_tests(self, pid: str, command: PatchCommand, changes: list[FileChange]) -> None:
         test_command = self.workspace.test_command

@@ -53,6 +53,11 @@ def workspace_stream(name: str) -> str:
     return f"workspace-{name}"
 
 
+def tests_stream(workspace: str) -> str:
+    """On-demand test runs of a workspace (the webhook's `run_tests`), not tied to a patch."""
+    return f"tests-{workspace}"
+
+
 def actor_stream(name: str) -> str:
     return f"actor-{name}"
 

@@ -1,0 +1,110 @@
+"""GET /files (one file, for GPT to read before it patches) and GET /tree (a workspace's
+files, include/exclude applied). Both read through the patch engine's Sandbox rules, in the
+thread pool."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from adapters.config import WorkspaceConfig
+from adapters.patching import Sandbox, SandboxViolation
+from adapters.watching.patterns import PathFilter
+from adapters.web.app import WebApp
+from adapters.web.errors import ApiError, invalid
+from adapters.web.http import ApiRequest, ApiResponse
+
+DEFAULT_TREE_LIMIT = 2000
+
+
+def _workspace(app: WebApp, req: ApiRequest) -> WorkspaceConfig:
+    name = req.arg("workspace")
+    workspaces = app.services.workspaces
+    if name is None or name == "":
+        if len(workspaces) == 1:
+            return next(iter(workspaces.values()))
+        raise invalid("workspace", f"required: one of {', '.join(sorted(workspaces))}")
+    if name not in workspaces:
+        raise ApiError(
+            404, "not_found", f"no workspace {name!r}", {"workspaces": sorted(workspaces)}
+        )
+    return workspaces[name]
+
+
+def get_file(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+    ws = _workspace(app, req)
+    path = req.arg("path")
+    if not path:
+        raise invalid("path", "required: a path relative to the workspace, e.g. src/app.py")
+    return app.in_thread(_read, ws, path).addCallback(lambda body: ApiResponse(200, body))
+
+
+def _read(ws: WorkspaceConfig, path: str) -> dict[str, Any]:
+    sandbox = Sandbox(ws.path, ws.exclude, ws.max_file_bytes)
+    try:
+        data = sandbox.read(path)
+    except SandboxViolation as exc:
+        raise ApiError(
+            403, "sandbox", f"{path}: {exc.message}", {"path": path, "reason": exc.reason}
+        ) from None
+    if data is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no file {path!r} in workspace {ws.name}; GET /tree lists files",
+            {"path": path},
+        )
+    return {
+        "workspace": ws.name,
+        "path": path,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "content": data.decode("utf-8"),
+    }
+
+
+def get_tree(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+    ws = _workspace(app, req)
+    glob = req.arg("glob") or None
+    if glob is not None and (len(glob) > 200 or "\x00" in glob):
+        raise invalid("glob", "at most 200 characters, no NUL")
+    limit = req.int_arg("limit", DEFAULT_TREE_LIMIT, 1, app.config.tree_max)
+    return app.in_thread(_walk, ws, glob, limit).addCallback(lambda body: ApiResponse(200, body))
+
+
+def _walk(ws: WorkspaceConfig, glob: str | None, limit: int) -> dict[str, Any]:
+    rules = PathFilter(ws.include, ws.exclude)
+    wanted = PathFilter((glob,), ()) if glob else None
+    files: list[dict[str, Any]] = []
+    truncated = False
+    root = str(ws.path)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        dirnames[:] = sorted(
+            d for d in dirnames if not rules.dir_excluded(f"{rel_dir}/{d}".lstrip("/"))
+        )
+        for name in sorted(filenames):
+            rel = f"{rel_dir}/{name}".lstrip("/")
+            if not rules.file_matches(rel) or (wanted is not None and not wanted.file_matches(rel)):
+                continue
+            if len(files) >= limit:
+                truncated = True
+                break
+            try:
+                size = os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                continue  # removed while we walked
+            files.append({"path": rel, "size": size})
+        if truncated:
+            break
+    return {
+        "workspace": ws.name,
+        "glob": glob,
+        "files": files,
+        "count": len(files),
+        "truncated": truncated,
+    }

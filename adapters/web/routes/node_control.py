@@ -1,0 +1,65 @@
+"""POST /pause and POST /resume: the operator's switch for every workspace (`ghost pause`,
+`ghost resume`), over the same PatchService.set_paused as `/ghost pause` in Slack.
+
+Not in /openapi.json, decided: that document is for the GPT-facing operations (SPEC §4), and a
+model that could pause the node could also stop the human from reviewing what it sends. Like
+approve/reject/rollback, these are human decisions; they stay out of the Action's schema.
+
+`{"paused": true}` once every workspace's actor has taken the pause; `{"paused": false,
+"applied": N}` once the patches queued while paused have been applied (N of them). A resume
+whose queue takes longer than `wait_s` (tests running) answers 202 with `"applied": null`: the
+resume is recorded, and GET /patches tells the outcomes later."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from actors.patch_records import PatchOutcome
+from adapters.web.app import TIMED_OUT, WebApp
+from adapters.web.errors import invalid
+from adapters.web.http import ApiRequest, ApiResponse
+
+
+def pause(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+    return _set_paused(app, req, True)
+
+
+def resume(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+    return _set_paused(app, req, False)
+
+
+def _set_paused(app: WebApp, req: ApiRequest, paused: bool) -> Deferred[ApiResponse]:
+    # An empty body or `{}`; any field is refused, so that a typo is not silently ignored.
+    body: dict[str, Any] = req.json_body() if req.body.strip() else {}
+    for key in body:
+        raise invalid(key, "unknown field; this operation takes no fields")
+    # set_paused appends NodePaused/NodeResumed synchronously (a store write): off the reactor.
+    asked = app.in_thread(app.services.patches.set_paused, paused, f"api:{req.principal.how}")
+    asked.addCallback(lambda future: app.wait_future(future, app.config.wait_s))
+    return asked.addCallback(lambda done: _answer(paused, done))
+
+
+def _answer(paused: bool, done: Any) -> ApiResponse:
+    if done is TIMED_OUT:
+        # The event is recorded and the message is in each actor's inbox: the switch happens,
+        # only its answer (a resume's applied queue) is still on its way.
+        return ApiResponse(
+            202,
+            {
+                "paused": paused,
+                "applied": None,
+                "message": "still in progress; GET /patches tells the outcomes",
+            }
+            if not paused
+            else {"paused": True, "message": "a workspace is busy; it pauses after its patch"},
+        )
+    assert isinstance(done, Future)
+    # set_paused's combined future never fails: a workspace whose actor is down counts as
+    # having nothing queued (it rebuilds its paused state from the events when it restarts).
+    outcomes: list[PatchOutcome] = done.result()
+    if paused:
+        return ApiResponse(200, {"paused": True})
+    return ApiResponse(200, {"paused": False, "applied": len(outcomes)})

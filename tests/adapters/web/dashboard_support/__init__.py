@@ -1,0 +1,1 @@
+"""Helpers for the dashboard's browser test."""

@@ -1,0 +1,115 @@
+"""The auth matrix over HTTP (none, wrong, expired, replayed, good bearer, good HMAC), and the
+dashboard cookie/CSRF rules of the auth layer."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from adapters.web.auth import COOKIE_NAME, Authenticator, SignatureMemory, sign
+from adapters.web.errors import ApiError
+from tests.adapters.web.support import Client, Node, signed_headers
+
+BODY = json.dumps({"command": "status"}).encode()
+
+
+def anon(node: Node) -> Client:
+    return node.client(token=None)
+
+
+def test_no_credentials(node: Node) -> None:
+    reply = anon(node).post("/webhook", BODY)
+    assert reply.status == 401
+    assert reply.error["code"] == "unauthorized"
+    assert reply.error["details"]["reason"] == "missing"
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    for path in ("/patches", "/events", "/metrics", "/openapi.json", "/tree?workspace=main"):
+        assert anon(node).get(path).status == 401, path
+
+
+def test_wrong_bearer(node: Node) -> None:
+    reply = node.client(token="x" * 43).post("/webhook", BODY)
+    assert reply.status == 401
+    assert reply.error["details"]["reason"] == "bad_token"
+    assert anon(node).get("/health", headers={"Authorization": "Basic abc"}).status == 401
+
+
+def test_good_bearer(node: Node) -> None:
+    assert node.client().post("/webhook", BODY).status == 200
+
+
+def test_good_hmac(node: Node) -> None:
+    reply = anon(node).post("/webhook", BODY, headers=signed_headers(BODY))
+    assert reply.status == 200
+
+
+def test_hmac_wrong_secret_and_tampered_body(node: Node) -> None:
+    assert anon(node).post("/webhook", BODY, headers=signed_headers(BODY, "nope")).status == 401
+    headers = signed_headers(BODY)
+    assert anon(node).post("/webhook", BODY + b" ", headers=headers).status == 401
+
+
+def test_hmac_expired_timestamp(node: Node) -> None:
+    old = signed_headers(BODY, at=int(time.time()) - 301)
+    reply = anon(node).post("/webhook", BODY, headers=old)
+    assert reply.status == 401
+    assert reply.error["details"]["reason"] == "expired_timestamp"
+    future = signed_headers(BODY, at=int(time.time()) + 301)
+    assert anon(node).post("/webhook", BODY, headers=future).status == 401
+
+
+def test_hmac_replayed_signature(node: Node) -> None:
+    body = json.dumps({"command": "status", "id": str(time.time_ns())}).encode()
+    headers = signed_headers(body)
+    assert anon(node).post("/webhook", body, headers=headers).status == 200
+    again = anon(node).post("/webhook", body, headers=headers)
+    assert again.status == 401
+    assert again.error["details"]["reason"] == "replayed"
+
+
+def test_hmac_get_signs_the_empty_body(node: Node) -> None:
+    assert anon(node).get("/patches", headers=signed_headers(b"")).status == 200
+
+
+# --- unit level: the cookie and CSRF rules the dashboard will use --------------------------------
+def test_cookie_login_and_csrf() -> None:
+    auth = Authenticator("tok")
+    with pytest.raises(ApiError):
+        auth.login_with_query_token("wrong")
+    cookie = auth.login_with_query_token("tok")
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "tok;" not in cookie
+    session = cookie.split(";")[0].split("=", 1)[1]
+    assert auth.authenticate("GET", {}, {COOKIE_NAME: session}, b"").how == "cookie"
+    with pytest.raises(ApiError) as refused:
+        auth.authenticate("POST", {}, {COOKIE_NAME: session}, b"")
+    assert refused.value.status == 403
+    ok = auth.authenticate("POST", {"x-ghost-csrf": auth.csrf_token}, {COOKIE_NAME: session}, b"")
+    assert ok.how == "cookie"
+    with pytest.raises(ApiError):
+        auth.authenticate("GET", {}, {COOKIE_NAME: "forged"}, b"")
+
+
+def test_hmac_without_secret_is_refused() -> None:
+    auth = Authenticator("tok")
+    ts = str(int(time.time()))
+    headers = {"x-ghost-timestamp": ts, "x-ghost-signature": "sha256=" + sign(b"s", ts, b"")}
+    with pytest.raises(ApiError):
+        auth.authenticate("GET", headers, {}, b"")
+
+
+def test_signature_memory_is_bounded_and_forgets_after_the_window() -> None:
+    memory = SignatureMemory(window_s=10, capacity=2)
+    memory.remember("a", 0)
+    memory.remember("b", 1)
+    with pytest.raises(ApiError) as full:
+        memory.remember("c", 2)
+    assert full.value.status == 503
+    with pytest.raises(ApiError):
+        memory.remember("a", 5)
+    memory.remember("c", 12)  # "a" and "b" have expired
+    assert len(memory) == 1
+    memory.remember("a", 13)
