@@ -173,9 +173,7 @@ def test_slack_is_told_about_an_applied_patch(edge: EdgeNode) -> None:
 
 
 def test_stop_ends_the_service_and_tunnel_processes(edge: EdgeNode) -> None:
-    pids = [
-        e.data["pid"] for e in edge.events("ServiceStarted") if e.data.get("pid") is not None
-    ]
+    pids = [e.data["pid"] for e in edge.events("ServiceStarted") if e.data.get("pid") is not None]
     assert pids
     pids.append(edge.health()["tunnels"]["fake"]["pid"])
     assert edge.node.stop() == 0
