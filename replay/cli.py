@@ -1,8 +1,10 @@
 """ghost: the operator CLI (SPEC §7).
 
 `ghost [--state-dir DIR | --config FILE] COMMAND ...`. Read-only commands open the event store
-read-only, so they work offline and beside a running node. `rollback` works offline too: it
-takes the state directory's lock first, so it can never race a running node (which holds it).
+read-only, so they work offline and beside a running node. `rollback` goes through the running
+node's API when there is one; offline it takes the state directory's lock first, so it can never
+race a node (which holds it). approve, reject, pause, resume, status and doctor talk to the
+running node (replay/online.py, over replay/node_client.py).
 Exit codes: 0 ok, 1 the thing checked is not ok, 2 usage or config error.
 """
 
@@ -20,7 +22,8 @@ from adapters.config import CliOverrides, Config, ConfigError, load_config
 from adapters.statedir import StateDir, StateDirError
 from adapters.systemd import ServiceSpec, install_service, launchd_plist, systemd_unit
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
-from replay import reading
+from replay import online, reading
+from replay.node_client import NodeClient, NodeError, NodeNotRunning
 from replay.output import print_json, table, to_json
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -35,6 +38,10 @@ def _config(args: argparse.Namespace) -> Config:
         return load_config(args.config, CliOverrides(state_dir=args.state_dir))
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return _config(args).node.state_dir
 
 
 def _open(args: argparse.Namespace) -> SQLiteEventStore:
@@ -297,17 +304,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- commands that change things ------------------------------------------------------------
 def cmd_rollback(args: argparse.Namespace) -> int:
+    config = _config(args)
+    client = NodeClient.find(config.node.state_dir)
+    if client is not None:  # a node runs here: it does the rollback, under its own lock
+        return online.rollback(args, client)
     from actors.patch_flow import FlowError, PatchFlow  # the write path only when needed
 
-    config = _config(args)
     state = StateDir(config.node.state_dir)
     try:
-        state.open()  # the node's lock: refuses while a node runs on this state directory
+        state.open()  # the node's lock: refuses while a node (still starting) holds it
     except StateDirError as exc:
-        raise UsageError(
-            f"{exc}; while the node runs, roll back through it: POST /patches/{args.patch_id}"
-            "/rollback (or the dashboard / Slack)"
-        ) from exc
+        raise UsageError(f"{exc}; retry once the node serves, or stop it") from exc
     try:
         with SQLiteEventStore(state.events_db, durability=config.node.durability) as store:
             view, _ = reading.patch_view(store, args.patch_id)
@@ -444,12 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--jsonl", action="store_true", required=True)
     export.set_defaults(run=cmd_export)
 
-    rollback = sub.add_parser("rollback", help="roll a patch back (offline: takes the lock)")
+    rollback = sub.add_parser("rollback", help="roll a patch back (through the node, or offline)")
     rollback.add_argument("patch_id")
     rollback.add_argument("--dry-run", action="store_true")
     rollback.add_argument("--force", action="store_true", help="even if files changed since")
     rollback.add_argument("--json", action="store_true")
     rollback.set_defaults(run=cmd_rollback)
+
+    online.add_commands(sub, _state_dir)
 
     init = sub.add_parser("init", help="write a starting ghost.toml")
     init.add_argument("--path", default="ghost.toml")
@@ -472,9 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except UsageError as exc:
+    except (UsageError, NodeNotRunning) as exc:
         print(f"ghost: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NodeError as exc:  # the node's own message; a refused token or bad request is usage
+        print(f"ghost: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE if exc.status in (400, 401) else EXIT_PROBLEM
     except StoreError as exc:
         print(f"ghost: {exc}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -34,8 +34,8 @@ def resume(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
 def _set_paused(app: WebApp, req: ApiRequest, paused: bool) -> Deferred[ApiResponse]:
     # An empty body or `{}`; any field is refused, so that a typo is not silently ignored.
     body: dict[str, Any] = req.json_body() if req.body.strip() else {}
-    for key in body:
-        raise invalid(key, "unknown field; this operation takes no fields")
+    if body:
+        raise invalid(next(iter(body)), "unknown field; this operation takes no fields")
     # set_paused appends NodePaused/NodeResumed synchronously (a store write): off the reactor.
     asked = app.in_thread(app.services.patches.set_paused, paused, f"api:{req.principal.how}")
     asked.addCallback(lambda future: app.wait_future(future, app.config.wait_s))

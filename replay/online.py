@@ -1,0 +1,381 @@
+"""The `ghost` commands that talk to the running node (SPEC §7): approve, reject, pause, resume,
+status, doctor, and rollback while a node runs. replay/cli.py keeps the parser and the offline
+commands; `add_commands` registers these on its subparsers.
+
+Each command gets the state directory from cli.py's config resolution, finds the node through
+node.json (replay/node_client.py) and leaves the errors to cli.main: NodeNotRunning is a usage
+error (exit 2), a NodeError exit 1, or 2 for 400/401 (the request or the token is wrong)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from adapters.statedir import StateDir
+from eventstore import SQLiteEventStore, StoreError
+from replay import reading
+from replay.node_client import NodeClient, NodeError, lock_held, pid_alive
+from replay.output import print_json, table, to_json
+
+EXIT_OK, EXIT_PROBLEM = 0, 1
+TUNNEL_TIMEOUT_S = 5.0
+# The endpoints an operator or GPT relies on (all authenticated; /dashboard answers the page
+# to a bearer token too). /tree gets ?workspace= added: several workspaces need it.
+ENDPOINTS = (
+    "/patches",
+    "/events?limit=1",
+    "/tree",
+    "/metrics",
+    "/openapi.json",
+    "/watch",
+    "/dashboard",
+)
+
+Command = Callable[[argparse.Namespace, Path], int]
+
+
+# --- decisions --------------------------------------------------------------------------------
+def _patch_path(pid: str, action: str) -> str:
+    return f"/patches/{quote(pid, safe='')}/{action}"
+
+
+def _print_outcome(outcome: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(outcome)
+        return
+    pid, status = outcome.get("patch_id"), outcome.get("status")
+    print(f"patch {pid}: {status}")
+    if status == "queued":
+        print(f"  {outcome.get('message') or 'still in progress'}; `ghost show {pid}` tells more")
+    for f in outcome.get("files") or ():
+        print(f"  {f.get('action')} {f.get('path')}")
+    tests = outcome.get("tests")
+    if tests:
+        print(f"  tests: {tests.get('status')} (exit {tests.get('exit_code')})")
+    error = outcome.get("error")
+    if error:
+        print(f"  error: {error.get('message')}")
+    diff = outcome.get("diff") or ""
+    if diff:
+        print(diff, end="" if diff.endswith("\n") else "\n")
+
+
+def _failed(outcome: dict[str, Any], expected: tuple[str, ...]) -> int:
+    return EXIT_OK if outcome.get("status") in (*expected, "queued") else EXIT_PROBLEM
+
+
+def cmd_approve(args: argparse.Namespace, state_dir: Path) -> int:
+    client = NodeClient.connect(state_dir)
+    outcome = client.request("POST", _patch_path(args.patch_id, "approve"), {})
+    _print_outcome(outcome, args.json)
+    # Approved but then refused (does not apply any more) or failed its tests: not ok.
+    return _failed(outcome, ("applied",))
+
+
+def cmd_reject(args: argparse.Namespace, state_dir: Path) -> int:
+    client = NodeClient.connect(state_dir)
+    body = {"reason": args.reason} if args.reason else {}
+    outcome = client.request("POST", _patch_path(args.patch_id, "reject"), body)
+    _print_outcome(outcome, args.json)
+    return EXIT_OK
+
+
+def rollback(args: argparse.Namespace, client: NodeClient) -> int:
+    """`ghost rollback` while a node runs: through its API, so that its actor does it."""
+    body = {"force": bool(args.force), "dry_run": bool(args.dry_run)}
+    try:
+        outcome = client.request("POST", _patch_path(args.patch_id, "rollback"), body)
+    except NodeError as exc:
+        if exc.status in (0, 400, 401):
+            raise  # cli.main says it (exit 1 or 2)
+        if args.json:
+            print_json(exc.as_json())
+        else:
+            print(f"ghost: {exc.message}", file=sys.stderr)
+            for changed in exc.details.get("changed", ()):
+                print(f"  changed since: {changed.get('path')}", file=sys.stderr)
+        return EXIT_PROBLEM
+    if args.json or outcome.get("status") == "queued":
+        _print_outcome(outcome, args.json)
+    else:  # as the offline rollback says it
+        print(f"{'would roll back' if args.dry_run else 'rolled back'} patch {args.patch_id}")
+        print(outcome.get("diff") or "", end="")
+    # A dry run answers with the patch's status as it is (applied, failed): that is fine.
+    return EXIT_OK if args.dry_run else _failed(outcome, ("rolled_back",))
+
+
+def cmd_pause(args: argparse.Namespace, state_dir: Path) -> int:
+    answer = NodeClient.connect(state_dir).request("POST", "/pause", {})
+    if args.json:
+        print_json(answer)
+    else:
+        print("paused: new patches are queued until `ghost resume`")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace, state_dir: Path) -> int:
+    answer = NodeClient.connect(state_dir).request("POST", "/resume", {})
+    if args.json:
+        print_json(answer)
+    elif answer.get("applied") is None:
+        print(f"resumed; {answer.get('message', 'the queued patches are still being applied')}")
+    else:
+        print(f"resumed; {answer['applied']} queued patch(es) applied")
+    return EXIT_OK
+
+
+# --- status -----------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, state_dir: Path) -> int:
+    client = NodeClient.find(state_dir)
+    if client is None:
+        return _status_offline(args, state_dir)
+    health: dict[str, Any] = client.request("GET", "/health", accept=(503,))
+    if args.json:
+        print_json({"running": True, "url": client.base_url, "pid": client.info.pid, **health})
+    else:
+        _print_health(client, health)
+    return EXIT_OK if health.get("status") == "ok" else EXIT_PROBLEM
+
+
+def _print_health(client: NodeClient, health: dict[str, Any]) -> None:
+    print(
+        f"ghost-node {health.get('status')} at {client.base_url} (pid {client.info.pid}): "
+        f"version {health.get('version')}, up {_duration(health.get('uptime_s'))}, "
+        f"position {health.get('position')}"
+    )
+    actors = health.get("actors") or {}
+    table(
+        "actors",
+        ["actor", "state", "restarts"],
+        [(name, a.get("state"), a.get("restarts")) for name, a in sorted(actors.items())],
+    )
+    tunnels = health.get("tunnels") or {}
+    if tunnels:
+        table(
+            "tunnels",
+            ["tunnel", "state", "url", "availability 24 h"],
+            [
+                (name, t.get("state"), t.get("url"), t.get("availability"))
+                for name, t in sorted(tunnels.items())
+            ],
+        )
+    services = health.get("services") or {}
+    if services:
+        table(
+            "services",
+            ["service", "state", "pid", "port", "health"],
+            [
+                (name, s.get("state"), s.get("pid"), s.get("port"), _service_health(s))
+                for name, s in sorted(services.items())
+            ],
+        )
+
+
+def _service_health(service: dict[str, Any]) -> str:
+    health = service.get("health")
+    if not isinstance(health, dict):
+        return "-"
+    return "ok" if health.get("ok") else f"failing: {health.get('reason')}"
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _status_offline(args: argparse.Namespace, state_dir: Path) -> int:
+    db = state_dir / "events.db"
+    summary = None
+    if db.exists():
+        with SQLiteEventStore(db, readonly=True) as store:
+            summary = reading.replay(store).summary()
+    if args.json:
+        print_json({"running": False, "state_dir": str(state_dir), "state": summary})
+        return EXIT_PROBLEM
+    print(f"ghost-node is not running on {state_dir}; the state from its events:")
+    if summary is None:
+        print(f"  (no event store at {db}: no node has run here)")
+        return EXIT_PROBLEM
+    for key in ("position", "patches", "actors", "tunnels", "services", "paused"):
+        print(f"  {key}: {to_json(summary[key])}")
+    print(f"  runs: {summary['runs']} ({summary['unclean_runs']} unclean)")
+    return EXIT_PROBLEM
+
+
+# --- doctor -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def cmd_doctor(args: argparse.Namespace, state_dir: Path) -> int:
+    checks: list[Check] = []
+    for check in _checks(state_dir):
+        checks.append(check)
+        if not args.json:
+            print(f"{'ok' if check.ok else 'FAIL':<4}  {check.name}: {check.detail}", flush=True)
+    if args.json:
+        print_json({"ok": all(c.ok for c in checks), "checks": [_check_json(c) for c in checks]})
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_PROBLEM
+
+
+def _check_json(check: Check) -> dict[str, Any]:
+    return {"name": check.name, "ok": check.ok, "detail": check.detail}
+
+
+def _checks(state_dir: Path) -> Iterator[Check]:
+    node = _node_check(state_dir)
+    yield node
+    if node.ok:
+        yield from _online_checks(state_dir)
+    yield from _store_checks(state_dir)
+
+
+def _node_check(state_dir: Path) -> Check:
+    state = StateDir(state_dir)
+    data = state.read_node_json()
+    if data is None:
+        return Check(
+            "node", False, f"no readable {state.node_json_path}: ghost-node is not running"
+        )
+    pid = data.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return Check("node", False, f"node.json names pid {pid}, which is not alive (stale)")
+    if not lock_held(state):
+        return Check("node", False, f"pid {pid} is alive but nobody holds {state.lock_path}")
+    return Check("node", True, f"pid {pid} serving at {data.get('url')}")
+
+
+def _online_checks(state_dir: Path) -> Iterator[Check]:
+    try:
+        client = NodeClient.connect(state_dir)
+        health: dict[str, Any] = client.request("GET", "/health", accept=(503,))
+    except NodeError as exc:
+        # Refused token or no answer at all: every other endpoint would say the same.
+        yield Check("GET /health", False, exc.message)
+        return
+    status = health.get("status")
+    yield Check("GET /health", status == "ok", f"status {status}")
+    workspaces = health.get("workspaces") or []
+    for endpoint in ENDPOINTS:
+        path = endpoint
+        if endpoint == "/tree" and workspaces:
+            path = f"/tree?workspace={quote(str(workspaces[0]))}"
+        try:
+            reply = client.raw("GET", path)
+            yield Check(f"GET {path}", True, f"{reply.status} ({len(reply.raw)} bytes)")
+        except NodeError as exc:
+            yield Check(f"GET {path}", False, exc.message)
+    for name, tunnel in sorted((health.get("tunnels") or {}).items()):
+        yield _tunnel_check(name, tunnel)
+    for name, service in sorted((health.get("services") or {}).items()):
+        state = service.get("state")
+        detail = f"{state}, pid {service.get('pid')}, health {_service_health(service)}"
+        yield Check(f"service {name}", state == "running", detail)
+
+
+def _tunnel_check(name: str, tunnel: dict[str, Any]) -> Check:
+    url = tunnel.get("url")
+    if not url:
+        return Check(f"tunnel {name}", False, f"no public URL (state {tunnel.get('state')})")
+    target = str(url).rstrip("/") + "/health"
+    try:
+        # From the public URL, as GPT reaches it: unauthenticated, so only `{status}` answers.
+        with urllib.request.urlopen(target, timeout=TUNNEL_TIMEOUT_S) as response:
+            return Check(f"tunnel {name}", True, f"{target} answered {response.status}")
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return Check(f"tunnel {name}", False, f"{target} answered {exc.code}")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return Check(f"tunnel {name}", False, f"{target} unreachable: {exc}")
+
+
+def _store_checks(state_dir: Path) -> Iterator[Check]:
+    db = state_dir / "events.db"
+    if not db.exists():
+        yield Check("store", False, f"no event store at {db}")
+        return
+    try:
+        with SQLiteEventStore(db, readonly=True) as store:
+            report = store.verify()
+            paths = reading.workspace_paths(store)
+    except StoreError as exc:
+        yield Check("store", False, str(exc))
+        return
+    if report.ok:
+        yield Check("store", True, f"hash chain ok: {report.checked} events")
+    else:
+        where = f"position {report.first_bad_position}"
+        yield Check("store", False, f"hash chain broken at {where}: {report.problem}")
+    if not paths:
+        yield Check("workspaces", False, "no NodeStarted event names the workspaces")
+    for name, path in sorted(paths.items()):
+        yield _writable_check(name, path)
+
+
+def _writable_check(name: str, path: Path) -> Check:
+    """Create, write and remove a file: os.access says nothing of a read-only mount, a full
+    disk, or a directory that has disappeared. `.tmp` is excluded by default, so the watcher
+    does not report the probe as a change."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ghost-doctor-", suffix=".tmp", dir=path)
+        try:
+            os.write(fd, b"ghost doctor\n")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        return Check(f"workspace {name}", False, f"{path} is not writable: {exc.strerror or exc}")
+    return Check(f"workspace {name}", True, f"{path} writable")
+
+
+# --- the parser ---------------------------------------------------------------------------------
+def add_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    state_dir: Callable[[argparse.Namespace], Path],
+) -> None:
+    """Register the online commands; `state_dir` resolves --state-dir/--config (cli.py)."""
+
+    def bind(command: Command) -> Callable[[argparse.Namespace], int]:
+        return lambda args: command(args, state_dir(args))
+
+    approve = sub.add_parser("approve", help="approve a pending patch (running node)")
+    approve.add_argument("patch_id")
+    approve.add_argument("--json", action="store_true")
+    approve.set_defaults(run=bind(cmd_approve))
+
+    reject = sub.add_parser("reject", help="reject a pending patch (running node)")
+    reject.add_argument("patch_id")
+    reject.add_argument("--reason", default="")
+    reject.add_argument("--json", action="store_true")
+    reject.set_defaults(run=bind(cmd_reject))
+
+    for name, command, text in (
+        ("pause", cmd_pause, "queue new patches instead of applying them (running node)"),
+        ("resume", cmd_resume, "apply what was queued and resume (running node)"),
+    ):
+        parser = sub.add_parser(name, help=text)
+        parser.add_argument("--json", action="store_true")
+        parser.set_defaults(run=bind(command))
+
+    status = sub.add_parser("status", help="the node's health (or, offline, its last state)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=bind(cmd_status))
+
+    doctor = sub.add_parser("doctor", help="check the running node end to end")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(run=bind(cmd_doctor))
