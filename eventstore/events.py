@@ -68,6 +68,21 @@ class RecordedEvent(NamedTuple):
     hash: str
     schema: int = DEFAULT_SCHEMA
 
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the API, the SSE feed and `ghost events --json` show it (datetimes
+        are left to the JSON encoder)."""
+        return {
+            "position": self.position,
+            "event_id": self.event_id,
+            "stream": self.stream,
+            "version": self.version,
+            "type": self.type,
+            "recorded_at": self.recorded_at,
+            "data": self.data,
+            "meta": self.meta,
+            "hash": self.hash,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:

@@ -52,20 +52,6 @@ def _open(args: argparse.Namespace) -> SQLiteEventStore:
     return SQLiteEventStore(db, readonly=True)
 
 
-def _event_json(event: RecordedEvent) -> dict[str, Any]:
-    return {
-        "position": event.position,
-        "event_id": event.event_id,
-        "stream": event.stream,
-        "version": event.version,
-        "type": event.type,
-        "recorded_at": event.recorded_at,
-        "data": event.data,
-        "meta": event.meta,
-        "hash": event.hash,
-    }
-
-
 # --- read-only commands -----------------------------------------------------------------------
 def cmd_events(args: argparse.Namespace) -> int:
     with _open(args) as store:
@@ -93,7 +79,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 def _print_events(events: list[RecordedEvent], as_json: bool) -> None:
     for event in events:
         if as_json:
-            print_json(_event_json(event))
+            print_json(event.as_dict())
         else:
             print(
                 f"{event.position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
@@ -141,7 +127,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 "diff": diff,
                 "changes": list(view.changes),
                 "tests": view.tests,
-                "events": [_event_json(e) for e in events],
+                "events": [e.as_dict() for e in events],
             }
         )
         return EXIT_OK
@@ -298,7 +284,7 @@ def _drift_json(d: reading.Drift) -> dict[str, Any]:
 def cmd_export(args: argparse.Namespace) -> int:
     with _open(args) as store:
         for event in store.iter_all():
-            sys.stdout.write(to_json(_event_json(event)) + "\n")
+            sys.stdout.write(to_json(event.as_dict()) + "\n")
     return EXIT_OK
 
 

@@ -34,21 +34,8 @@ CATCH_UP_PAGE = 500
 MAX_QUEUED_FRAMES = 5_000
 
 
-def event_json(event: RecordedEvent) -> dict[str, Any]:
-    return {
-        "position": event.position,
-        "event_id": event.event_id,
-        "stream": event.stream,
-        "version": event.version,
-        "type": event.type,
-        "recorded_at": event.recorded_at,
-        "data": event.data,
-        "meta": event.meta,
-    }
-
-
 def frame(event: RecordedEvent) -> bytes:
-    return b"id: %d\ndata: %s\n\n" % (event.position, dumps(event_json(event)))
+    return b"id: %d\ndata: %s\n\n" % (event.position, dumps(event.as_dict()))
 
 
 class SSEClient:

@@ -11,7 +11,7 @@ from adapters.web.app import WebApp
 from adapters.web.errors import ApiError, invalid
 from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.router import STREAMING, Streaming
-from adapters.web.sse import SSEClient, event_json
+from adapters.web.sse import SSEClient
 from eventstore.events import RecordedEvent
 
 MAX_PAGE = 1000
@@ -38,7 +38,7 @@ def get_events(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse] | Streamin
     streams = [stream] if stream else None
 
     def page(events: list[RecordedEvent]) -> ApiResponse:
-        body = [event_json(e) for e in events]
+        body = [e.as_dict() for e in events]
         next_after = body[-1]["position"] if body else after
         return ApiResponse(200, {"events": body, "next_after": next_after})
 

@@ -11,7 +11,6 @@ from adapters.web.errors import ApiError, invalid
 from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.patch_index import summary
 from adapters.web.routes.outcomes import settle
-from adapters.web.sse import event_json
 from eventstore.catalogue import patch_stream
 from replay.patches import PatchView
 
@@ -74,7 +73,7 @@ def _detail(app: WebApp, pid: str) -> dict[str, Any]:
     if view.diff_blob is not None and store.has_blob(view.diff_blob):
         diff = store.get_blob(view.diff_blob).decode("utf-8", "replace")[:MAX_DIFF_CHARS]
     events = [
-        {k: v for k, v in event_json(e).items() if k in ("position", "type", "recorded_at", "data")}
+        {k: v for k, v in e.as_dict().items() if k in ("position", "type", "recorded_at", "data")}
         for e in store.read_stream(patch_stream(pid))
     ]
     tests = None
