@@ -11,13 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from slack_sdk.signature import Clock, SignatureVerifier
-from slack_sdk.webhook import WebhookClient
-
 from adapters.slack.sender import NETWORK_ERRORS, SDK_LOG
+
+if TYPE_CHECKING:
+    from slack_sdk.signature import SignatureVerifier
 
 MAX_BODY_BYTES = 16 * 1024  # Slack's form posts are a few hundred bytes
 
@@ -51,12 +51,16 @@ class SlashCommand:
         return f"slack:{self.user_name or self.user_id or 'unknown'}"
 
 
-class _CallableClock(Clock):
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
+def _signature_verifier(signing_secret: str, now: Callable[[], float]) -> SignatureVerifier:
+    """slack_sdk's verifier on our clock; the SDK is imported here, when slash commands are
+    configured, not by every node that imports this module."""
+    from slack_sdk.signature import Clock, SignatureVerifier
 
-    def now(self) -> float:
-        return self._now()
+    class CallableClock(Clock):
+        def now(self) -> float:
+            return now()
+
+    return SignatureVerifier(signing_secret, clock=CallableClock())
 
 
 class SlashCommandVerifier:
@@ -68,7 +72,7 @@ class SlashCommandVerifier:
     ) -> None:
         self._clock = clock
         self._window_s = window_s
-        self._verifier = SignatureVerifier(signing_secret, clock=_CallableClock(clock))
+        self._verifier = _signature_verifier(signing_secret, clock)
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()  # the web layer may verify from several threads
 
@@ -142,6 +146,8 @@ def respond_later(
     """
     if not any(response_url.startswith(prefix) for prefix in allowed_prefixes):
         return False
+    from slack_sdk.webhook import WebhookClient  # only when there is an answer to post
+
     client = WebhookClient(response_url, timeout=timeout_s, retry_handlers=[], logger=SDK_LOG)
     try:
         response = client.send_dict(dict(payload))

@@ -13,13 +13,16 @@ from __future__ import annotations
 import http.client
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adapters.slack.message import SlackMessage, clip
+
+if TYPE_CHECKING:
+    from slack_sdk.errors import SlackApiError
+
+# slack_sdk is imported by the senders themselves, when one is made: a node without Slack
+# never loads it (about 4 MB of a resident node).
+SLACK_API_URL = "https://slack.com/api/"  # slack_sdk.WebClient.BASE_URL
 
 log = logging.getLogger(__name__)
 # The SDK's clients log the webhook URL (a credential) at DEBUG, and only build that line when
@@ -100,6 +103,8 @@ class WebhookSender:
     enabled = True
 
     def __init__(self, url: str, timeout_s: int = 10) -> None:
+        from slack_sdk.webhook import WebhookClient
+
         self._url = url
         self._client = WebhookClient(url, timeout=timeout_s, retry_handlers=[], logger=SDK_LOG)
 
@@ -129,9 +134,11 @@ class BotSender:
         self,
         token: str,
         channel: str,
-        base_url: str = WebClient.BASE_URL,
+        base_url: str = SLACK_API_URL,
         timeout_s: int = 10,
     ) -> None:
+        from slack_sdk import WebClient
+
         self._token = token
         self.channel = channel
         self._client = WebClient(
@@ -142,6 +149,8 @@ class BotSender:
         return f"BotSender(token=[redacted], channel={self.channel!r})"
 
     def send(self, message: SlackMessage) -> None:
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
         payload = message.payload()
         try:
             self._client.chat_postMessage(
