@@ -33,6 +33,7 @@ Durability = Literal["full", "normal"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COLUMNS = "position, event_id, stream, version, type, recorded_at, schema, data, meta, hash"
 _BUSY_TIMEOUT_MS = 5000
+_READONLY_POLL_S = 0.2  # how often a read-only store looks for another process's commits
 _EMPTY_MAP = b"\x80"  # msgpack for {}
 
 
@@ -65,6 +66,8 @@ class SQLiteEventStore:
         self.readonly = readonly
         self._writer = Writer(self._connect_writer, self._committed)
         self._notifier = CommitNotifier()
+        self._poller: threading.Thread | None = None
+        self._stop_polling = threading.Event()
         if readonly:
             # Readers only (the CLI, tests watching a running node): no writer, no migration;
             # refuse a database this code does not understand rather than misread it.
@@ -309,7 +312,29 @@ class SQLiteEventStore:
             types,
         )
         self._subscriptions.add(subscription)
+        if self.readonly:
+            self._start_commit_poller()
         return subscription
+
+    def _start_commit_poller(self) -> None:
+        """A read-only store has no writer to signal its commits: another process (the node)
+        appends. So that its subscriptions go live, a thread polls the last committed
+        position and signals the notifier, as the writer does after each COMMIT."""
+        with self._readers_lock:
+            if self._poller is not None:
+                return
+            self._poller = threading.Thread(
+                target=self._poll_commits, name="eventstore-readonly-poller", daemon=True
+            )
+            self._poller.start()
+
+    def _poll_commits(self) -> None:
+        while not self._stop_polling.wait(_READONLY_POLL_S):
+            try:
+                self._notifier.committed(self.last_position())
+            except (StoreError, sqlite3.Error):
+                if self._closed:
+                    return  # closed under us: its connection went with it
 
     def verify(self) -> VerifyReport:
         """Walk the whole chain on a dedicated connection; report the first broken position:
@@ -360,6 +385,9 @@ class SQLiteEventStore:
         if not self.readonly:
             self._writer.close()  # commits everything already queued
         self._closed = True
+        self._stop_polling.set()
+        if self._poller is not None:
+            self._poller.join(5)  # before its connection is closed under it
         for subscription in list(self._subscriptions):
             subscription.close()
         self._notifier.close()
