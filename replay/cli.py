@@ -83,9 +83,10 @@ def _print_events(events: list[RecordedEvent], as_json: bool) -> None:
         else:
             print(
                 f"{event.position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
-                f"{event.type:<22} {event.stream}",
-                flush=True,
+                f"{event.type:<22} {event.stream}"
             )
+    # Per batch: `--follow` piped into a script must see each event as it comes.
+    sys.stdout.flush()
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
