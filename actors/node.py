@@ -231,7 +231,15 @@ class Node:
             services={spec.name.removeprefix("service."): spec.handle for spec in services},
         )
         webhook = ChildSpec(
-            "webhook", partial(WebhookActor, self.web, web_services, self._serving, Binding())
+            "webhook",
+            partial(
+                WebhookActor,
+                self.web,
+                web_services,
+                self._serving,
+                Binding(),
+                on_never_bound=lambda exc: reactor.callFromThread(self._cannot_serve, exc),
+            ),
         )
         port = self.config.node.port
         dashboard = f"http://{self.config.node.host}:{port}/dashboard" if port else None
@@ -290,6 +298,20 @@ class Node:
         log.info("stopping actors")
         root.stop(block=True, timeout=self.stop_timeout_s)
         ActorRegistry.stop_all(block=True, timeout=self.stop_timeout_s)
+
+    def _cannot_serve(self, error: Exception) -> None:
+        """Reactor thread: the first bind failed. A usage problem (SPEC §3 exit 2), not one
+        for the supervisor to retry forever."""
+        if self.exit_code != EXIT_OK:
+            return
+        print(
+            f"ghost-node: {error} (is another ghost-node running? choose another --port)",
+            file=sys.stderr,
+            flush=True,
+        )
+        log.critical("cannot serve: %s", error)
+        self.exit_code = EXIT_USAGE
+        reactor.stop()
 
     def _give_up(self, gave_up: GaveUp) -> None:
         """Reactor thread: the root supervisor gave up. Exit 70 so systemd restarts us."""

@@ -6,6 +6,9 @@ node.json, the banner and READY=1; teardown() closes the SSE clients and unbinds
 the supervisor binds again, on the same port: the configured one, or with `port = 0` the one
 the previous incarnation had (so clients and node.json stay right), any free one if taken.
 
+If the very first bind fails (the port is taken, the address is not this machine's), no
+restart can help: `on_never_bound` lets the node stop with a clear message and exit 2.
+
 The tree is launched before `reactor.run()`: setup() then waits for the reactor to start,
 which is fine (the supervisor's start timeout is far longer than that takes).
 """
@@ -35,6 +38,7 @@ T = TypeVar("T")
 BIND_TIMEOUT_S = 20.0
 UNBIND_TIMEOUT_S = 10.0
 OnBound = Callable[[str, int], None]
+OnNeverBound = Callable[["WebBindError"], None]
 
 
 class WebBindError(Exception):
@@ -76,11 +80,13 @@ class WebhookActor(GhostActor):
         binding: Binding | None = None,
         reactor: Any = None,
         name: str = "webhook",
+        on_never_bound: OnNeverBound | None = None,
     ) -> None:
         super().__init__(name)
         self._config = config
         self._services = services
         self._on_bound = on_bound
+        self._on_never_bound = on_never_bound
         self._binding = binding or Binding()
         self._reactor = reactor or default_reactor
         self.app: WebApp | None = None
@@ -90,7 +96,12 @@ class WebhookActor(GhostActor):
         wanted = self._config.port or self._binding.last_port or 0
         try:
             port = self._bind(wanted)
-        except WebBindError:
+        except WebBindError as exc:
+            if self._binding.last_port is None and self._on_never_bound is not None:
+                # The very first bind: the port is taken (another node?) or the address is
+                # wrong. Restarting cannot fix that; the node says so and exits.
+                self._on_never_bound(exc)
+                raise
             if self._config.port or not wanted:
                 raise
             log.info("port %d is taken now; binding any free port", wanted)

@@ -223,6 +223,7 @@ def test_rollback_long_after(ws: WorkspaceConfig, store: SQLiteEventStore, tmp_p
     assert "-    return 2" in dry.diff
     out = flow.rollback(target.patch_id, by="op")
     assert out.status == "rolled_back"
+    assert out.diff == dry.diff  # the answer shows what the rollback did, not the patch
     assert (ws.path / "lib.py").read_text() == "def f():\n    return 1\n"
     assert "x = 6" in (ws.path / "app.py").read_text()
     with pytest.raises(FlowError):

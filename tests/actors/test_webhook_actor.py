@@ -5,6 +5,9 @@ operator does it, `/ghost restart webhook` from Slack, signed with the signing s
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ import pytest
 from eventstore import SQLiteEventStore
 from tests.adapters.slack.fake_slack import FakeSlack
 from tests.adapters.slack.test_commands import form, signed
-from tests.adapters.web.support import Node, write_workspace
+from tests.adapters.web.support import NODE, Node, write_workspace
 
 SECRET = "webhook-actor-test-signing-secret"
 
@@ -83,3 +86,29 @@ def test_restarted_webhook_actor_binds_the_same_port_again(node: Node) -> None:
     assert health.json["actors"]["webhook"]["state"] == "running"
     assert json.loads((node.state_dir / "node.json").read_text())["port"] == port
     assert api.post("/webhook", {"format": "files", "files": []}).status < 500
+
+
+def test_a_port_already_taken_at_start_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    """No restart can free a port another process holds: the node says so and exits 2 (SPEC
+    §3), instead of its supervisors restarting the web actor until they give up."""
+    write_workspace(tmp_path / "ws", {"a.txt": "a\n"})
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, str(NODE), "--port", str(port), "--workspace", str(tmp_path / "ws")],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert time.monotonic() - started < 15
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert "another ghost-node" in done.stderr
+    assert not (tmp_path / ".ghost" / "node.json").exists()
+    with SQLiteEventStore(tmp_path / ".ghost" / "events.db", readonly=True) as store:
+        stopped = store.read_all(types=["NodeStopped"])
+    assert stopped[-1].data["exit_code"] == 2
