@@ -16,6 +16,7 @@ adapters/workspace/transaction.py for why the applied event is the commit point.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -64,6 +65,8 @@ from replay.patches import PATCH_EVENT_TYPES, PatchView, fold
 log = logging.getLogger(__name__)
 
 TestRunner = Callable[[WorkspaceConfig], TestRun]
+# Writes that fail for want of room (a full disk, a quota, a file size limit): retryable.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
 ExpectWrites = Callable[[Mapping[str, str | None], str], None]
 
@@ -258,10 +261,12 @@ class PatchFlow:
                 "(force to override)",
                 {"changed": drift},
             )
+        # The answer's diff is the rollback's own effect (current -> before), as a dry run shows.
+        diff = _diff_of(changes)
         if dry_run:
-            return PatchOutcome(pid, _status(view), diff=_diff_of(changes))
+            return PatchOutcome(pid, _status(view), diff=diff)
         self._roll_back(pid, changes, reason="manual", by=by, forced=force and bool(drift))
-        return self.outcome(pid)
+        return self.outcome(pid, diff)
 
     # --- the pipeline --------------------------------------------------------------------------
     def _process(self, pid: str, command: PatchCommand, approved: bool) -> PatchOutcome:
@@ -334,8 +339,17 @@ class PatchFlow:
             )
         except FileChangedError as exc:
             return self._reject(pid, "conflict", str(exc), {"path": exc.path})
-        except (UnsafePathError, OSError) as exc:
-            return self._reject(pid, "sandbox", f"could not write the files: {exc}", {})
+        except OSError as exc:
+            if isinstance(exc, UnsafePathError) or exc.errno not in _NO_SPACE:
+                return self._reject(pid, "sandbox", f"could not write the files: {exc}", {})
+            # A full disk is no sandbox violation: the same patch applies once there is room.
+            return self._reject(
+                pid,
+                "busy",
+                f"no space to write the files ({exc.strerror}); nothing was written, "
+                "free some space and send the patch again",
+                {"errno": errno.errorcode.get(exc.errno or 0, "")},
+            )
         if command.run_tests and self.workspace.test_command is not None:
             self._run_tests(pid, command, changes)
         return self.outcome(pid, diff)
