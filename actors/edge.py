@@ -59,10 +59,19 @@ def tunnel_specs(
     config: Config, recorder: EventRecorder, env: Mapping[str, str] | None = None
 ) -> list[ChildSpec]:
     env = child_env(config) if env is None else env
-    return [
-        ChildSpec(f"tunnel.{t.name}", partial(TunnelActor, t, recorder, env))
-        for t in config.tunnels
-    ]
+    sup = config.supervisor
+    specs = []
+    for tunnel in config.tunnels:
+        # As for services: one detector for all incarnations, tripping before the
+        # supervisor's restart budget runs out; the parked actor waits out the period.
+        detector = CrashLoopDetector(
+            max_exits=max(1, min(5, sup.max_restarts)), window_s=sup.period_s
+        )
+        factory = partial(
+            TunnelActor, tunnel, recorder, env, crash_loop=detector, cooldown_s=sup.period_s
+        )
+        specs.append(ChildSpec(f"tunnel.{tunnel.name}", factory))
+    return specs
 
 
 def service_specs(

@@ -246,7 +246,12 @@ class Node:
         notifier = notifier_spec(self.config, self.secrets, store, dashboard)
         core = [*watchers.values(), *patch_specs.values()]
         tree = build_tree(
-            TreeSpec(core=core, edge=[webhook, notifier, *tunnels, *services], chaos=self.chaos),
+            TreeSpec(
+                core=core,
+                edge=[webhook, notifier],
+                links=[*tunnels, *services],
+                chaos=self.chaos,
+            ),
             self.config.supervisor,
             recorder,
             on_give_up=lambda gave_up: reactor.callFromThread(self._give_up, gave_up),

@@ -2,7 +2,8 @@
 
     root (one_for_one; gives up -> the node exits 70)
     ├── core   (one_for_one)  PatchActor / WatcherActor per workspace      [when present]
-    ├── edge   (one_for_one)  WebhookActor, NotifierActor, tunnels, services [when present]
+    ├── edge   (one_for_one)  WebhookActor, NotifierActor
+    ├── links  (one_for_one)  TunnelActor per [[tunnel]], ServiceActor per [[service]]  [when any]
     ├── health                HealthActor: pings every actor, store write, RSS/CPU, sd_notify
     └── chaos.N               only with --chaos (fault injection)
 
@@ -33,6 +34,9 @@ class TreeSpec:
 
     core: list[ChildSpec] = field(default_factory=list)
     edge: list[ChildSpec] = field(default_factory=list)
+    # Tunnels and services: their own supervisor, so that a flapping tunnel's restarts never
+    # count against the web actor's budget (and cannot take the HTTP API down with them).
+    links: list[ChildSpec] = field(default_factory=list)
     chaos: list[ChaosMode] = field(default_factory=list)
 
 
@@ -67,7 +71,7 @@ def build_tree(
 
     top: list[ChildSpec] = []
     leaves: list[ChildSpec] = []
-    for name, children in (("core", spec.core), ("edge", spec.edge)):
+    for name, children in (("core", spec.core), ("edge", spec.edge), ("links", spec.links)):
         if children:
             top.append(ChildSpec(name, partial(supervisor, name, tuple(children))))
             leaves.extend(children)

@@ -11,6 +11,11 @@ check blocks it at most `check_timeout_s`.
 Restarts are the supervisor's job: when the process exits, no URL appears in time, or checks
 keep failing, the tick raises, the actor fails, teardown() ends the process group, and the
 supervisor starts a new incarnation (a new process, often a new URL) after its backoff.
+
+Crash loops (as ServiceActor): the CrashLoopDetector is shared by every incarnation. When
+failures come too fast, the actor *parks* instead of failing: it ends the process, reports
+"crash-looping", and fails only after `cooldown_s`. A tunnel that dies on every start then
+costs its supervisor one restart per cooldown, never its whole restart budget.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ from actors.base import GhostActor
 from actors.recorder import EventRecorder
 from actors.scheduler import Scheduler
 from adapters.config import TunnelConfig
-from adapters.processes import ExitStatus, TunnelMonitor, TunnelProcess, TunnelTransition
+from adapters.processes import (
+    CrashLoopDetector,
+    ExitStatus,
+    TunnelMonitor,
+    TunnelProcess,
+    TunnelTransition,
+)
 from adapters.processes.tunnel import TunnelUrlError
 from eventstore.catalogue import EventType, tunnel_stream
 
@@ -47,6 +58,12 @@ class _Tick:
     generation: int  # ticks salvaged from a failed incarnation must not start a second chain
 
 
+@dataclass(frozen=True, slots=True)
+class _Retry:
+    generation: int
+    reason: str
+
+
 class TunnelActor(GhostActor):
     def __init__(
         self,
@@ -62,8 +79,13 @@ class TunnelActor(GhostActor):
         poll_s: float = 0.25,
         grace_s: float = 5.0,
         health_path: str = "/health",
+        crash_loop: CrashLoopDetector | None = None,
+        cooldown_s: float = 60.0,
     ) -> None:
         super().__init__(f"tunnel.{config.name}")
+        self.crash_loop = crash_loop or CrashLoopDetector()
+        self.cooldown_s = cooldown_s
+        self._parked: str | None = None  # why, while crash-looping
         self.config = config
         self.recorder = recorder
         self.env = env  # None: ProcessGroup's default, the node's environment minus secrets
@@ -117,7 +139,10 @@ class TunnelActor(GhostActor):
         match message:
             case _Tick(generation=generation):
                 if generation == self.generation:
-                    self._on_tick()
+                    self._tick_or_park()
+            case _Retry(generation=generation, reason=reason):
+                if generation == self.generation:
+                    raise TunnelFailedError(f"{reason}; retrying after {self.cooldown_s:g} s")
             case GetTunnel():
                 return self._status()
             case _:
@@ -125,6 +150,26 @@ class TunnelActor(GhostActor):
         return None
 
     # --- the tick ------------------------------------------------------------------------------
+    def _tick_or_park(self) -> None:
+        if self._parked is not None:
+            return
+        try:
+            self._on_tick()
+        except (TunnelFailedError, TunnelUrlError) as exc:
+            if not self.crash_loop.record_exit(time.monotonic()):
+                raise
+            self._park(str(exc))
+
+    def _park(self, reason: str) -> None:
+        self._parked = reason
+        process, self._process = self._process, None
+        if process is not None:
+            process.stop(self.grace_s)
+        log.error("%s is crash-looping (%s); next try in %g s", self.name, reason, self.cooldown_s)
+        if self._scheduler is not None and not self.stopping:
+            retry = _Retry(self.generation, reason)
+            self._scheduler.call_later(self.cooldown_s, partial(self.actor_ref.tell, retry))
+
     def _on_tick(self) -> None:
         process = self._process
         if process is None:
@@ -207,7 +252,9 @@ class TunnelActor(GhostActor):
         return {
             "name": self.config.name,
             "url": process.url if process is not None else None,
-            "state": self.monitor.state,  # unknown | up | down
+            # unknown | up | down, or crash-looping while parked
+            "state": "crash-looping" if self._parked is not None else self.monitor.state,
+            "parked_reason": self._parked,
             "process": process.state if process is not None else "stopped",
             "pid": process.pid if process is not None else None,
             "last_check": self._last_check,

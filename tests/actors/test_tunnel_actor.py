@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from actors.edge import child_env, edge_checks, tunnel_specs
+from actors.errors import ChildUnavailableError
 from actors.healthchecks import HealthStatus
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
@@ -231,3 +232,49 @@ def test_failures_within_the_startup_allowance_do_not_count(
     wait_until(lambda: events(store, type="TunnelUp"), what="TunnelUp")
     assert handle.restarts == 0
     assert status(sup)["consecutive_failures"] == 0
+
+
+def test_a_tunnel_dying_on_every_start_parks_instead_of_exhausting_its_supervisor(
+    store: SQLiteEventStore,
+    origin: http.server.ThreadingHTTPServer,
+    start_supervisor: Callable[..., Supervisor],
+) -> None:
+    """Two deaths within the window make a crash loop: the actor ends the process, says
+    "crash-looping", and fails only after its cooldown, so a supervisor allowing 3 restarts
+    per minute never gives up (and its other children, the web actor, never go down)."""
+    from adapters.processes import CrashLoopDetector
+
+    config = TunnelConfig(
+        name="fake",
+        command=CommandLine(
+            (sys.executable, FAKE_TUNNEL, str(origin.server_address[1]), "--die-after", "0.3")
+        ),
+        url_pattern=LOOPBACK,
+        check_interval_s=0.2,
+    )
+    recorder = StoreRecorder(store)
+    detector = CrashLoopDetector(max_exits=2, window_s=60)
+    factory = partial(
+        TunnelActor, config, recorder, None, poll_s=0.05, crash_loop=detector, cooldown_s=1.5
+    )
+    spec = ChildSpec("tunnel.fake", factory)
+    sup = start_supervisor("links", [spec], recorder=recorder, max_restarts=3, period_s=60)
+    def state() -> str | None:
+        try:
+            return str(status(sup)["state"])
+        except ChildUnavailableError:
+            return None  # between two incarnations
+
+    wait_until(lambda: state() == "crash-looping", what="the tunnel parked")
+    parked = status(sup)
+    assert parked["pid"] is None
+    assert "exited" in parked["parked_reason"]
+    # After the cooldown it is restarted (and parks again): one restart per cooldown.
+    wait_until(
+        lambda: len(events(store, "actor-tunnel.fake", "ActorRestarting")) >= 2,
+        timeout=10,
+        what="a restart after the cooldown",
+    )
+    assert sup.actor_ref.is_alive()
+    assert not [e for e in store.read_all() if e.type == "SupervisorGaveUp"]
+    sup.actor_ref.stop(timeout=10)
