@@ -32,6 +32,7 @@ from actors.patch_flow import (
 from actors.patch_records import PatchCommand, PatchOutcome
 from adapters.config import WorkspaceConfig
 from eventstore.catalogue import NODE_STREAM, EventType, patch_stream
+from eventstore.errors import StoreError
 from eventstore.events import NewEvent
 from eventstore.protocol import EventStore
 from replay.patches import PatchView, fold
@@ -131,6 +132,17 @@ class PatchActor(GhostActor):
         except FlowError as exc:
             message.reply.set_exception(exc)
             return
+        except StoreError as exc:
+            # The store refused a write (locked by another process past its busy timeout, disk
+            # full): a condition to retry after, not a bug. Nothing of the failed step was
+            # recorded (a transaction whose commit failed restored its files first). Then fail
+            # like any other error, so the flow is rebuilt from what the store does hold.
+            pid = getattr(message, "patch_id", None)
+            details = {"patch_id": pid} if pid else {}
+            message.reply.set_exception(
+                FlowError("busy", f"the event store is unavailable ({exc}); retry later", details)
+            )
+            raise
         except Exception as exc:
             # Unexpected: answer the caller, then fail so the supervisor restarts this actor
             # and setup() rebuilds the flow from events (and recovers any journal).

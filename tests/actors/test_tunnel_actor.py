@@ -259,6 +259,7 @@ def test_a_tunnel_dying_on_every_start_parks_instead_of_exhausting_its_superviso
     )
     spec = ChildSpec("tunnel.fake", factory)
     sup = start_supervisor("links", [spec], recorder=recorder, max_restarts=3, period_s=60)
+
     def state() -> str | None:
         try:
             return str(status(sup)["state"])
