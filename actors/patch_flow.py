@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 TestRunner = Callable[[WorkspaceConfig], TestRun]
 # Writes that fail for want of room (a full disk, a quota, a file size limit): retryable.
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# Where a patch can be left by a crash outside any transaction (see load()).
+_INTERRUPTED_STATES = frozenset({"received", "approved", "applying"})
 # Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
 ExpectWrites = Callable[[Mapping[str, str | None], str], None]
 
@@ -136,6 +138,12 @@ class PatchFlow:
         self.paused = bool(paused) and paused[-1].type == EventType.NODE_PAUSED
         for recovery in self.transactions.recover(self._committed):
             self._recovered(recovery.txn_id, recovery.outcome, recovery.kept)
+        # A patch the node (or this actor) died with between two of its steps, outside any
+        # transaction -- received, approved, or applying before its journal existed -- had
+        # nothing written. Say so, rather than leave it in a state nobody can act on.
+        for pid, view in list(self.patches.items()):
+            if view.status in _INTERRUPTED_STATES:
+                self._recovered(pid, "not_started", was=view.status)
         self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
 
     def _committed(self, txn_id: str) -> bool:
@@ -146,13 +154,21 @@ class PatchFlow:
             for e in self.store.read_stream(patch_stream(pid))
         )
 
-    def _recovered(self, txn_id: str, outcome: str, kept: tuple[str, ...] = ()) -> None:
+    def _recovered(
+        self, txn_id: str, outcome: str, kept: tuple[str, ...] = (), was: str | None = None
+    ) -> None:
         pid, kind = _split_txn(txn_id)
-        message = (
-            "the node stopped during this change; it was completed"
-            if outcome == "applied"
-            else "the node stopped during this change; every file was restored, nothing changed"
-        )
+        if outcome == "applied":
+            message = "the node stopped during this change; it was completed"
+        elif outcome == "not_started":
+            message = (
+                f"the node stopped while this patch was {was}, before any file was written; "
+                "nothing changed: send it again (with a new id)"
+            )
+        else:
+            message = (
+                "the node stopped during this change; every file was restored, nothing changed"
+            )
         view = self.patches.get(pid)
         self._record(
             pid,

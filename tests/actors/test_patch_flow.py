@@ -266,3 +266,38 @@ def test_every_format_applies(ws: WorkspaceConfig, store: SQLiteEventStore, tmp_
     assert (ws.path / "app.py").read_text() == "x = 11\ny = 22\n"
     assert (ws.path / "lib.py").read_text() == "def f():\n    return 12\n"
     assert (ws.path / "new" / "n.py").read_text() == "n = 1\n"
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL right after an event was committed."""
+
+
+def test_a_patch_interrupted_outside_any_transaction_is_failed_on_load(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    """Killed between PatchReceived and its next step: after a restart the patch is `failed`
+    (interrupted, nothing written) instead of `received` for ever, and a retry with the same
+    id gets that answer."""
+    flow = make_flow(replace(ws, test_command=None), store, tmp_path)
+    before = (ws.path / "lib.py").read_text()
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    flow._process = killed  # type: ignore[method-assign]
+    body = {"id": "c1", "patch": v4a("lib.py", "    return 1", "    return 2")}
+    with pytest.raises(_Killed):
+        flow.submit(command_from_body(body, "main"))
+    again = make_flow(replace(ws, test_command=None), store, tmp_path)
+    [view] = again.patches.values()
+    assert view.status == "failed"
+    assert view.error is not None
+    assert view.error["code"] == "interrupted"
+    assert "before any file was written" in view.error["message"]
+    assert (ws.path / "lib.py").read_text() == before
+    retry = again.submit(command_from_body(body, "main"))
+    assert retry.status == "failed"
+    # Loading once more records nothing new: the patch is settled.
+    count = len(store.read_all())
+    make_flow(replace(ws, test_command=None), store, tmp_path)
+    assert len(store.read_all()) == count
