@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from actors.handle import ChildHandle
 from actors.patch_actor import PatchService
 from adapters.config import WorkspaceConfig
-from adapters.web.auth import Authenticator
+from adapters.web.auth import WINDOW_S, Authenticator, SignatureMemory
 from adapters.web.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, RateLimiter
 from adapters.web.metrics import Metrics
 from adapters.web.patch_index import PatchIndex
@@ -67,6 +67,10 @@ class WebServices:
     services: Mapping[str, ChildHandle] = field(default_factory=dict)
     slack_signing_secret: str | None = None
     started_at: float = field(default_factory=time.monotonic)
+    # Wall clock of the start, and the HMAC signatures accepted since: both live as long as
+    # the process, not as one incarnation of the web actor (a restart must not forget them).
+    started_wall: float = field(default_factory=time.time)
+    signatures: SignatureMemory = field(default_factory=lambda: SignatureMemory(WINDOW_S))
 
     @property
     def workspaces(self) -> Mapping[str, WorkspaceConfig]:
@@ -78,7 +82,12 @@ class WebApp:
         self.config = config
         self.services = services
         self.reactor = reactor
-        self.auth = Authenticator(services.token, services.hmac_secret)
+        self.auth = Authenticator(
+            services.token,
+            services.hmac_secret,
+            signatures=services.signatures,
+            not_before=services.started_wall,
+        )
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.rate_per_s, config.burst)
         self.hub = EventHub(

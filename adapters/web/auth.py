@@ -7,10 +7,10 @@ failures carry only a reason word for the log and a generic message for the call
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
@@ -24,7 +24,12 @@ CSRF_HEADER = "x-ghost-csrf"
 
 
 class SignatureMemory:
-    """Signatures seen within the window, so a captured request cannot be replayed.
+    """Signatures that could still be accepted, so a captured request cannot be replayed.
+
+    Each is kept until its own timestamp leaves the window (timestamp + window, by the node's
+    clock), not for one window from when it was seen: a request dated ahead of the node's clock
+    (the caller's clock runs fast, or the node's steps forward) stays acceptable for up to two
+    windows after it was seen, and must be remembered for all of that time.
 
     Bounded: when full of still-fresh signatures, new signed requests are refused (503) rather
     than forgetting one that could then be replayed (fail closed)."""
@@ -32,25 +37,27 @@ class SignatureMemory:
     def __init__(self, window_s: float, capacity: int = MAX_REMEMBERED_SIGNATURES) -> None:
         self._window_s = window_s
         self._capacity = capacity
-        self._seen: OrderedDict[str, float] = OrderedDict()  # signature -> when seen, in order
+        self._expires: dict[str, float] = {}  # signature -> when its timestamp leaves the window
+        self._heap: list[tuple[float, str]] = []  # the same, soonest first
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._expires)
 
-    def remember(self, signature: str, now: float) -> None:
-        """Record `signature`; ApiError 401 if it was seen within the window."""
+    def remember(self, signature: str, now: float, timestamp: float | None = None) -> None:
+        """Record `signature` (signed at `timestamp`, default `now`); ApiError 401 if it is
+        remembered already."""
+        expires = (now if timestamp is None else timestamp) + self._window_s
         with self._lock:
-            while self._seen:
-                oldest, seen_at = next(iter(self._seen.items()))
-                if now - seen_at <= self._window_s:
-                    break
-                del self._seen[oldest]
-            if signature in self._seen:
+            while self._heap and self._heap[0][0] < now:
+                _, old = heapq.heappop(self._heap)
+                del self._expires[old]
+            if signature in self._expires:
                 raise unauthorized("replayed")
-            if len(self._seen) >= self._capacity:
+            if len(self._expires) >= self._capacity:
                 raise ApiError(503, "busy", "too many signed requests in the window; retry later")
-            self._seen[signature] = now
+            self._expires[signature] = expires
+            heapq.heappush(self._heap, (expires, signature))
 
 
 def unauthorized(reason: str) -> ApiError:
@@ -66,18 +73,27 @@ def unauthorized(reason: str) -> ApiError:
 
 
 class Authenticator:
+    """`signatures` outlives this object when given (the node keeps one per process, so a
+    restarted web actor still knows what it accepted). What a process cannot know is what an
+    earlier process accepted: so a signature dated before `not_before` (the node's start) is
+    refused. A caller whose clock runs behind the node's by d seconds is refused for the
+    first d seconds after a start; it signs again with a fresh timestamp."""
+
     def __init__(
         self,
         token: str,
         hmac_secret: str | None = None,
         clock: Callable[[], float] = time.time,
         window_s: float = WINDOW_S,
+        signatures: SignatureMemory | None = None,
+        not_before: float | None = None,
     ) -> None:
         self._token = token.encode()
         self._secret = hmac_secret.encode() if hmac_secret else None
         self._clock = clock
         self._window_s = window_s
-        self._seen = SignatureMemory(window_s)
+        self._seen = signatures if signatures is not None else SignatureMemory(window_s)
+        self._not_before = not_before
         # Derived values, so neither the cookie nor the page ever holds the token itself.
         self._session = self._derive(b"dashboard-session")
         self._csrf = self._derive(b"dashboard-csrf")
@@ -135,13 +151,16 @@ class Authenticator:
         now = self._clock()
         if abs(now - int(timestamp)) > self._window_s:
             raise unauthorized("expired_timestamp")
+        if self._not_before is not None and int(timestamp) < int(self._not_before):
+            # Possibly accepted by the previous process, whose memory is gone: never again.
+            raise unauthorized("signed_before_start")
         scheme, _, hexdigest = signature.partition("=")
         if scheme != "sha256" or not hexdigest:
             raise unauthorized("malformed_signature")
         expected = sign(self._secret, timestamp, body)
         if not hmac.compare_digest(hexdigest.lower().encode(), expected.encode()):
             raise unauthorized("bad_signature")
-        self._seen.remember(expected, now)
+        self._seen.remember(expected, now, int(timestamp))
         return Principal("hmac")
 
     def login_with_query_token(self, token: str) -> str:

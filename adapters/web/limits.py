@@ -54,7 +54,11 @@ class LimitedRequest(Request):
         if length is not None and length > self.max_body:
             self._refuse_too_large()
             return
-        _BASE.gotLength(self, length)
+        try:
+            _BASE.gotLength(self, length)  # over 100 kB: a temporary file holds the body
+        except OSError as exc:
+            self._refuse_unbuffered(exc)
+            return
         from twisted.internet import reactor
 
         # A client that trickles its body byte by byte would hold a connection forever: the
@@ -69,7 +73,10 @@ class LimitedRequest(Request):
         if self._received > self.max_body:
             self._refuse_too_large()
             return
-        _BASE.handleContentChunk(self, data)
+        try:
+            _BASE.handleContentChunk(self, data)
+        except OSError as exc:
+            self._refuse_unbuffered(exc)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         self._cancel_timer()
@@ -92,6 +99,16 @@ class LimitedRequest(Request):
             "Payload Too Large",
             "too_large",
             f"the body is larger than the limit of {self.max_body} bytes",
+        )
+
+    def _refuse_unbuffered(self, exc: OSError) -> None:
+        # A full disk (or a file size limit) where twisted.web buffers large bodies: a clear
+        # answer, instead of an unhandled error in the reactor and a dropped connection.
+        self._refuse(
+            503,
+            "Service Unavailable",
+            "busy",
+            f"no space to receive the request body ({exc.strerror or exc}); retry later",
         )
 
     def _body_too_slow(self) -> None:

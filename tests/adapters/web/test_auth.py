@@ -113,3 +113,34 @@ def test_signature_memory_is_bounded_and_forgets_after_the_window() -> None:
     memory.remember("c", 12)  # "a" and "b" have expired
     assert len(memory) == 1
     memory.remember("a", 13)
+
+
+def test_signatures_survive_a_new_authenticator_and_predate_no_start() -> None:
+    """The node keeps one SignatureMemory per process, so a restarted web actor (a new
+    Authenticator) still refuses a replay; and a new process, whose memory is empty, refuses
+    any signature dated before it started (the previous process may have accepted it)."""
+    now = [1_000_000.0]
+    memory = SignatureMemory(window_s=300)
+
+    def auth(not_before: float) -> Authenticator:
+        return Authenticator(
+            "tok", "secret", clock=lambda: now[0], signatures=memory, not_before=not_before
+        )
+
+    def signed(at: float) -> dict[str, str]:
+        ts = str(int(at))
+        return {"x-ghost-timestamp": ts, "x-ghost-signature": "sha256=" + sign(b"secret", ts, b"")}
+
+    first = auth(not_before=now[0] - 60)
+    assert first.authenticate("GET", signed(now[0] - 10), {}, b"").how == "hmac"
+    again = auth(not_before=now[0] - 60)  # the web actor restarted in the same process
+    with pytest.raises(ApiError) as replayed:
+        again.authenticate("GET", signed(now[0] - 10), {}, b"")
+    assert replayed.value.details["reason"] == "replayed"
+    memory = SignatureMemory(window_s=300)  # a new process: nothing remembered
+    restarted = auth(not_before=now[0])
+    with pytest.raises(ApiError) as before_start:
+        restarted.authenticate("GET", signed(now[0] - 10), {}, b"")
+    assert before_start.value.details["reason"] == "signed_before_start"
+    now[0] += 1
+    assert restarted.authenticate("GET", signed(now[0]), {}, b"").how == "hmac"
