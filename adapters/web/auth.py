@@ -77,7 +77,9 @@ class Authenticator:
     restarted web actor still knows what it accepted). What a process cannot know is what an
     earlier process accepted: so a signature dated before `not_before` (the node's start) is
     refused. A caller whose clock runs behind the node's by d seconds is refused for the
-    first d seconds after a start; it signs again with a fresh timestamp."""
+    first d seconds after a start; it signs again with a fresh timestamp. While the node's
+    clock is behind its own start (it stepped back), that rule is off and only the memory
+    guards: the one gap left, until the memory is persisted across restarts."""
 
     def __init__(
         self,
@@ -151,8 +153,14 @@ class Authenticator:
         now = self._clock()
         if abs(now - int(timestamp)) > self._window_s:
             raise unauthorized("expired_timestamp")
-        if self._not_before is not None and int(timestamp) < int(self._not_before):
+        if (
+            self._not_before is not None
+            and int(timestamp) < int(self._not_before)
+            and now >= self._not_before
+        ):
             # Possibly accepted by the previous process, whose memory is gone: never again.
+            # (Not while the clock is behind the start: it stepped back, and the node's own
+            # time is then "before its start"; its callers must still get in.)
             raise unauthorized("signed_before_start")
         scheme, _, hexdigest = signature.partition("=")
         if scheme != "sha256" or not hexdigest:
