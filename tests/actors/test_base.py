@@ -56,7 +56,8 @@ def test_a_base_exception_stops_only_the_actor_that_raised(
     victim.tell("exit")
     wait_until(lambda: not victim.is_alive())
     assert bystander.ask("still alive", timeout=2) == "still alive"
-    assert any("ActorExitError" in r.getMessage() for r in caplog.records)
+    # Logged by the failing actor's thread as it ends, possibly just after is_alive() flips.
+    wait_until(lambda: any("ActorExitError" in r.getMessage() for r in caplog.records))
 
 
 def test_a_base_exception_in_setup_stops_the_actor_cleanly(

@@ -149,15 +149,23 @@ def test_sd_notify_ready_watchdog_and_stopping(ws: Path, tmp_path: Path) -> None
 def test_watchdog_stops_while_an_actor_is_hung(ws: Path, tmp_path: Path) -> None:
     sock = _notify_socket(tmp_path)
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
-    node = NodeProcess(ws, "--chaos", "hang:2", env=env)
+    node = NodeProcess(ws, "--chaos", "hang:4", env=env)
     try:
-        before = _drain(sock, 1.8)
-        assert any("WATCHDOG=1" in m for m in before)
-        _drain(sock, 1.0)  # the hang begins; the next health round sees it
-        during = _drain(sock, 3.0)
+        # Healthy first: pings arrive (within the hang's 4 s, however slow the start was).
+        deadline = time.monotonic() + 4
+        while not any("WATCHDOG=1" in m for m in _drain(sock, 0.2)):
+            assert time.monotonic() < deadline, "no WATCHDOG=1 while healthy"
+        # The hang begins; a health round sees it and records the node down.
+        node.wait_for(
+            lambda events: any(
+                e.type == "HealthChanged" and e.data["to"] == "down" for e in events
+            ),
+            timeout=15,
+        )
+        _drain(sock, 0.5)  # what was sent before the node was found down (still buffered)
+        during = _drain(sock, 2.5)
         assert not any("WATCHDOG=1" in m for m in during)
-        events = node.events()
-        changed = [e.data for e in events if e.type == "HealthChanged"]
+        changed = [e.data for e in node.events() if e.type == "HealthChanged"]
         assert changed[-1]["to"] == "down"
     finally:
         node.signal(signal.SIGTERM)

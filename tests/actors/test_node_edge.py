@@ -120,8 +120,10 @@ def test_health_reports_the_tunnel_and_the_service(edge: EdgeNode) -> None:
     assert tunnel["url"].startswith("http://127.0.0.1:")
     # The tunnel really forwards to this node: its public URL serves our /health.
     assert Client(int(tunnel["url"].rsplit(":", 1)[1])).get("/health").status == 200
-    service = edge.health()["services"]["web"]
-    assert service["state"] == "running"
+    service = _until(
+        lambda: (s := edge.health()["services"]["web"])["state"] == "running" and s,
+        "the service running in /health",
+    )
     assert service["port"] == edge.service_port
     assert edge.events("TunnelUp")
     assert edge.events("ServiceStarted")

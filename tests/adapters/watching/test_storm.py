@@ -52,7 +52,10 @@ def test_20k_file_storm_is_bounded_and_reconciled(
                 (ws / "gen" / f"d{d}" / f"f{i}.py").write_text(f"{d}/{i}")
         (ws / "README.md").unlink()  # a deletion lost in the storm must come out too
         got.wait_for(lambda: any(b.overflow for b in got.batches), timeout=30)
-        got.settle(0.5)
+        # Until the rescan has reported everything (a fixed quiet period is not enough on a
+        # busy machine: the rescan can pause longer than that between two batches).
+        final = tree_state(ws)
+        got.wait_for(lambda: got.net(initial) == final, timeout=60)
     finally:
         sampling = False
         sampler.join()
