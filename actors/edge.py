@@ -55,42 +55,39 @@ def watcher_specs(
     ]
 
 
+def _parking(config: Config) -> dict[str, Any]:
+    """The crash-loop arguments of a tunnel or service actor. One detector for all of a
+    child's incarnations; it trips before the supervisor's restart budget runs out
+    (max_exits <= max_restarts), and the parked actor waits out the period."""
+    sup = config.supervisor
+    detector = CrashLoopDetector(max_exits=max(1, min(5, sup.max_restarts)), window_s=sup.period_s)
+    return {"crash_loop": detector, "cooldown_s": sup.period_s}
+
+
 def tunnel_specs(
     config: Config, recorder: EventRecorder, env: Mapping[str, str] | None = None
 ) -> list[ChildSpec]:
     env = child_env(config) if env is None else env
-    sup = config.supervisor
-    specs = []
-    for tunnel in config.tunnels:
-        # As for services: one detector for all incarnations, tripping before the
-        # supervisor's restart budget runs out; the parked actor waits out the period.
-        detector = CrashLoopDetector(
-            max_exits=max(1, min(5, sup.max_restarts)), window_s=sup.period_s
+    return [
+        ChildSpec(
+            f"tunnel.{tunnel.name}",
+            partial(TunnelActor, tunnel, recorder, env, **_parking(config)),
         )
-        factory = partial(
-            TunnelActor, tunnel, recorder, env, crash_loop=detector, cooldown_s=sup.period_s
-        )
-        specs.append(ChildSpec(f"tunnel.{tunnel.name}", factory))
-    return specs
+        for tunnel in config.tunnels
+    ]
 
 
 def service_specs(
     config: Config, recorder: EventRecorder, env: Mapping[str, str] | None = None
 ) -> list[ChildSpec]:
     env = child_env(config) if env is None else env
-    sup = config.supervisor
-    specs = []
-    for svc in config.services:
-        # One detector for all incarnations; it trips before the supervisor's restart budget
-        # runs out (max_exits <= max_restarts), and the parked actor waits out the period.
-        detector = CrashLoopDetector(
-            max_exits=max(1, min(5, sup.max_restarts)), window_s=sup.period_s
+    return [
+        ChildSpec(
+            f"service.{svc.name}",
+            partial(ServiceActor, svc, recorder, env, **_parking(config)),
         )
-        factory = partial(
-            ServiceActor, svc, recorder, env, crash_loop=detector, cooldown_s=sup.period_s
-        )
-        specs.append(ChildSpec(f"service.{svc.name}", factory))
-    return specs
+        for svc in config.services
+    ]
 
 
 def notifier_spec(
