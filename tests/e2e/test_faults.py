@@ -814,7 +814,7 @@ def test_watcher_storm_during_patches(tmp_path: Path) -> None:
         rounds = 0
         while not stop.is_set() and rounds < 2:
             rounds += 1
-            names = [root / "storm" / f"d{i % 40}" / f"s{rounds}-{i}.py" for i in range(3000)]
+            names = [root / "storm" / f"d{i % 40}" / f"s{rounds}-{i}.py" for i in range(4000)]
             for p in names:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text(f"x = {rounds}\n")
