@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,7 @@ DEFAULT_HEALTH_INTERVAL_S = 10.0
 class _Reactor(ShutdownReactor, Protocol):
     def run(self) -> None: ...
     def stop(self) -> None: ...
+    def callWhenRunning(self, f: Any, /, *args: Any, **kw: Any) -> Any: ...
 
 
 reactor = cast(_Reactor, _reactor)
@@ -170,8 +172,10 @@ class Node:
         self.web = web or WebConfig(host=config.node.host, port=config.node.port)
         self._token = ""
         self._served_at: tuple[str, int] | None = None
+        self._early_signal: int | None = None
 
     def run(self) -> int:
+        self._hold_early_signals()
         redactor = configure_logging(self.config.log, secrets=self.secrets.values())
         route_twisted_logs()
         token = self.state.token(self.secrets.token)
@@ -270,8 +274,27 @@ class Node:
         handle = install_shutdown(
             reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
         )
+        # After startup, when Twisted's own handlers have replaced ours.
+        reactor.callWhenRunning(self._stop_if_signalled_early)
         reactor.run()
         self.stop_timed_out = handle.timed_out
+
+    def _hold_early_signals(self) -> None:
+        """Until the reactor runs (it installs its own handlers), SIGTERM/SIGINT would kill
+        the process with NodeStopped unwritten and actors half started: systemd stopping a
+        node that is still starting. Remember the signal instead and stop cleanly once the
+        reactor runs."""
+
+        def remember(signum: int, _frame: object) -> None:
+            self._early_signal = signum
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, remember)
+
+    def _stop_if_signalled_early(self) -> None:
+        if self._early_signal is not None:
+            log.info("%s arrived while starting: stopping", signal.Signals(self._early_signal).name)
+            reactor.stop()
 
     def _serving(self, host: str, port: int) -> None:
         """WebhookActor's thread, after every bind: publish where the node serves. The banner

@@ -38,6 +38,20 @@ def test_clean_start_and_sigterm(ws: Path) -> None:
     assert not (ws / ".ghost" / "node.json").exists()
 
 
+def test_sigterm_while_starting_is_a_clean_stop(ws: Path) -> None:
+    """systemd may stop a node that is still starting: between NodeStarted and the reactor's
+    own signal handlers, SIGTERM must not kill the process with NodeStopped unwritten."""
+    node = NodeProcess(ws)
+    deadline = time.monotonic() + 20
+    while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    node.signal(signal.SIGTERM)
+    assert node.wait() == 0
+    events = node.events()
+    assert types(events)[-1] == "NodeStopped"
+    assert events[-1].data["clean"] is True
+
+
 def test_second_node_on_the_same_state_dir_exits_2(ws: Path) -> None:
     first = NodeProcess(ws)
     try:
