@@ -10,8 +10,16 @@ tested without actors.
              -> PatchApplying -> atomic transaction, whose commit is PatchApplied
              -> TestsStarted -> TestsFinished -> [failed + rollback_on_failure: PatchRolledBack]
 
-A crash anywhere is resolved at the next start by `recover()` (PatchRecovered); see
-adapters/workspace/transaction.py for why the applied event is the commit point.
+Durability, and what it costs (one fsync each): PatchReceived is appended without forcing it
+to disk, because a durable event of the same patch always follows before anyone is answered.
+PatchApplying is the transaction's journal: it names every file's before and after sha256 and
+is committed together with both contents as blobs, so no journal file is needed. PatchApplied
+is the commit point (see adapters/workspace/transaction.py).
+
+A crash anywhere is resolved at the next start by `load()` (PatchRecovered): an apply that
+has PatchApplying but no PatchApplied is put back to every file's before content; a rollback
+is resolved from its journal file; a patch whose tests failed (or were cut short) is rolled
+back if its automatic rollback was due and had not happened.
 """
 
 from __future__ import annotations
@@ -46,9 +54,8 @@ from adapters.patching import (
     SandboxViolation,
     parse_body,
     plan,
-    unified_diff,
 )
-from adapters.patching.diffing import file_diff, line_counts
+from adapters.patching.diffing import FileDiff, diff_file, file_diff
 from adapters.processes import TestRun, clean_env, run_tests
 from adapters.workspace.dirfd import UnsafePathError
 from adapters.workspace.transaction import (
@@ -68,7 +75,7 @@ TestRunner = Callable[[WorkspaceConfig], TestRun]
 # Writes that fail for want of room (a full disk, a quota, a file size limit): retryable.
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Where a patch can be left by a crash outside any transaction (see load()).
-_INTERRUPTED_STATES = frozenset({"received", "approved", "applying"})
+_INTERRUPTED_STATES = frozenset({"received", "approved"})
 # Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
 ExpectWrites = Callable[[Mapping[str, str | None], str], None]
 
@@ -95,7 +102,12 @@ class _Store(Protocol):
     """The store operations the flow needs (an EventStore provides them)."""
 
     def append(
-        self, stream: str, events: Sequence[NewEvent], expected_version: Any = ...
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: Any = ...,
+        blobs: Sequence[bytes] = (),
+        durable: bool = True,
     ) -> list[int]: ...
 
 
@@ -138,13 +150,77 @@ class PatchFlow:
         self.paused = bool(paused) and paused[-1].type == EventType.NODE_PAUSED
         for recovery in self.transactions.recover(self._committed):
             self._recovered(recovery.txn_id, recovery.outcome, recovery.kept)
+        for pid, view in list(self.patches.items()):
+            if view.status == "applying":
+                self._recover_apply(pid)
         # A patch the node (or this actor) died with between two of its steps, outside any
-        # transaction -- received, approved, or applying before its journal existed -- had
-        # nothing written. Say so, rather than leave it in a state nobody can act on.
+        # transaction -- received or approved -- had nothing written. Say so, rather than
+        # leave it in a state nobody can act on.
         for pid, view in list(self.patches.items()):
             if view.status in _INTERRUPTED_STATES:
                 self._recovered(pid, "not_started", was=view.status)
+        for pid, view in list(self.patches.items()):
+            if view.status in ("applied", "failed_tests") and not view.rolled_back:
+                self._finish_tests(pid)
         self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
+
+    def _recover_apply(self, pid: str) -> None:
+        """A crash between PatchApplying and PatchApplied: not committed, so every file goes
+        back to its before content (PatchApplying is the journal, its blobs the backups)."""
+        applying = [
+            e
+            for e in self.store.read_stream(patch_stream(pid))
+            if e.type == EventType.PATCH_APPLYING
+        ]
+        recorded = applying[-1].data.get("changes") if applying else None
+        if recorded is None:
+            return  # recorded by an older version, whose journal file recover() resolved
+        changes = [
+            FileChange(
+                c["path"],
+                self._blob_or_none(c["before_sha256"]),
+                self._blob_or_none(c["after_sha256"]),
+            )
+            for c in recorded
+        ]
+        recovery = self.transactions.resolve(pid, changes, forward=False)
+        self._recovered(pid, recovery.outcome, recovery.kept)
+
+    def _finish_tests(self, pid: str) -> None:
+        """What a crash cut short after PatchApplied: tests that were running are recorded as
+        cut short (they cannot be trusted), and a failed patch whose automatic rollback was
+        due is rolled back now -- unless its files were changed since, as for any rollback."""
+        view = self._view(pid)
+        if view.tests is not None and view.tests.get("status") == "running":
+            self._record(
+                pid,
+                EventType.TESTS_FINISHED,
+                {
+                    "patch_id": pid,
+                    "status": "error",
+                    "exit_code": None,
+                    "duration_s": 0.0,
+                    "output_tail": "",
+                    "output_blob": None,
+                    "message": "the node stopped while the tests ran; they did not finish",
+                },
+            )
+            view = self._view(pid)
+        if view.status != "failed_tests" or not self._rolls_back(self._command_of(view)):
+            return
+        changes, drift = self._rollback_changes(view)
+        if drift:
+            log.warning(
+                "patch %s: automatic rollback still refused: %d file(s) changed since",
+                pid,
+                len(drift),
+            )
+            return
+        self._roll_back(pid, changes, reason="tests_failed", by="ghost-node", forced=False)
+        log.warning("patch %s: its automatic rollback, cut short by a crash, is done", pid)
+
+    def _blob_or_none(self, sha256: str | None) -> bytes | None:
+        return None if sha256 is None else self.store.get_blob(sha256)
 
     def _committed(self, txn_id: str) -> bool:
         pid, kind = _split_txn(txn_id)
@@ -224,6 +300,7 @@ class PatchFlow:
             },
             meta,
             blobs=[body],
+            durable=False,  # every path from here ends in a durable event of this patch
         )
         if command.client_id is not None:
             self.by_client_id[command.client_id] = pid
@@ -300,8 +377,9 @@ class PatchFlow:
                 else ("sandbox" if exc.violations and not exc.failures else "does_not_apply")
             )
             return self._reject(pid, code, _rejection_message(exc), exc.as_json())
-        diff = unified_diff(planned)
-        files = _files_json(planned)
+        diffs = [diff_file(f) for f in planned.files]
+        diff = "".join(d.text for d in diffs)
+        files = _files_json(planned, diffs)
         # Blobs go into the store with the event that names them: one commit, not one each.
         diff_bytes = diff.encode()
         diff_blob = _sha256(diff_bytes)
@@ -333,8 +411,9 @@ class PatchFlow:
         self._record(
             pid,
             EventType.PATCH_APPLYING,
-            {"patch_id": pid, "txn_id": pid, "files": files},
-            # The backups the transaction needs, durable before any file is touched.
+            # The transaction's journal: its changes, and as blobs the contents of both sides,
+            # durable before any file is touched (see _recover_apply).
+            {"patch_id": pid, "txn_id": pid, "files": files, "changes": changes_json},
             blobs=[diff_bytes, *(b for c in changes for b in (c.before, c.after) if b is not None)],
         )
         if self.expect_writes is not None:
@@ -351,7 +430,7 @@ class PatchFlow:
                 pid,
                 changes,
                 lambda: self._record(pid, EventType.PATCH_APPLIED, applied),
-                backed_up=True,
+                journal=False,
             )
         except FileChangedError as exc:
             return self._reject(pid, "conflict", str(exc), {"path": exc.path})
@@ -418,15 +497,18 @@ class PatchFlow:
             },
             blobs=[run.output],
         )
-        rollback = command.rollback_on_failure
-        if rollback is None:
-            rollback = self.workspace.rollback_on_test_failure
-        if run.status != "passed" and rollback:
+        if run.status != "passed" and self._rolls_back(command):
             reverse = [FileChange(c.path, c.after, c.before) for c in changes]
             try:
                 self._roll_back(pid, reverse, reason="tests_failed", by="ghost-node", forced=False)
             except FileChangedError as exc:
                 log.error("patch %s: automatic rollback refused: %s", pid, exc)
+
+    def _rolls_back(self, command: PatchCommand) -> bool:
+        """Whether failed tests roll this patch back (its own choice, else the workspace's)."""
+        if command.rollback_on_failure is None:
+            return self.workspace.rollback_on_test_failure
+        return bool(command.rollback_on_failure)
 
     def _rollback_changes(self, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
         changes, drift = [], []
@@ -523,9 +605,10 @@ class PatchFlow:
         data: Mapping[str, Any],
         meta: Mapping[str, Any] | None = None,
         blobs: Sequence[bytes] = (),
+        durable: bool = True,
     ) -> None:
         event = NewEvent(kind, data, meta or {})
-        [position] = self.store.append(patch_stream(pid), [event], blobs=blobs)
+        [position] = self.store.append(patch_stream(pid), [event], blobs=blobs, durable=durable)
         # Keep the live view exactly what a replay would fold.
         recorded = RecordedEvent(
             position, event.event_id, patch_stream(pid), 0, str(kind), _now(), data, meta or {}, ""
@@ -583,14 +666,13 @@ def _split_txn(txn_id: str) -> tuple[str, str]:
     return pid, "rollback" if sep else "apply"
 
 
-def _files_json(planned: Plan) -> list[dict[str, Any]]:
+def _files_json(planned: Plan, diffs: Sequence[FileDiff]) -> list[dict[str, Any]]:
     out = []
-    for f in planned.files:
+    for f, d in zip(planned.files, diffs, strict=True):
         item = FileOutcome(
             f.path, f.action, sha256_or_none(f.before), sha256_or_none(f.after), f.move_from
         ).as_json()
-        added, removed = line_counts(f.before, f.after)
-        item.update({"added": added, "removed": removed})
+        item.update({"added": d.added, "removed": d.removed})
         out.append(item)
     return out
 

@@ -42,11 +42,16 @@ class EventStore(Protocol):
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
         blobs: Sequence[bytes] = (),
+        durable: bool = True,
     ) -> list[int]:
         """Append durably; returns the events' global positions once committed.
         Raises ConcurrencyError or DuplicateEventError; appends from other callers in the same
         group commit are not affected by this one's failure. `blobs` are stored (by sha256) in
-        the same transaction, so events can name contents that are certainly there."""
+        the same transaction, so events can name contents that are certainly there.
+
+        `durable=False`: committed (visible, and kept if the process dies) but not forced to
+        the disk, so a power loss may undo it until the next durable append, which makes it
+        durable too. For an event a later durable event of the same flow always follows."""
         ...
 
     def append_async(

@@ -64,7 +64,7 @@ class SQLiteEventStore:
         self._readers_lock = threading.Lock()
         self._subscriptions: weakref.WeakSet[StoreSubscription] = weakref.WeakSet()
         self.readonly = readonly
-        self._writer = Writer(self._connect_writer, self._committed)
+        self._writer = Writer(self._connect_writer, self._committed, full=durability == "full")
         self._notifier = CommitNotifier()
         self._poller: threading.Thread | None = None
         self._stop_polling = threading.Event()
@@ -139,8 +139,10 @@ class SQLiteEventStore:
         events: Sequence[NewEvent],
         expected_version: ExpectedVersion = ANY,
         blobs: Sequence[bytes] = (),
+        durable: bool = True,
     ) -> list[int]:
-        return self._submit_append(stream, events, expected_version, blobs, lead=True).result()
+        future = self._submit_append(stream, events, expected_version, blobs, True, durable)
+        return future.result()
 
     def _submit_append(
         self,
@@ -149,6 +151,7 @@ class SQLiteEventStore:
         expected_version: ExpectedVersion,
         blobs: Sequence[bytes],
         lead: bool,
+        durable: bool = True,
     ) -> Future[list[int]]:
         if not stream:
             raise ValueError("stream must be a non-empty string")
@@ -162,6 +165,7 @@ class SQLiteEventStore:
             events=encoded,
             expected=expected_version,
             blobs=[(hashlib.sha256(b).hexdigest(), bytes(b)) for b in blobs],
+            durable=durable,
         )
         self._submit(request, lead)
         return request.future

@@ -66,6 +66,7 @@ class AppendRequest(_Request):
     events: Sequence[EncodedEvent] = ()
     expected: ExpectedVersion = ANY
     blobs: Sequence[tuple[str, bytes]] = ()  # (sha256, content), committed with the events
+    durable: bool = True  # False: this commit need not reach the disk (see EventStore.append)
 
 
 @dataclass(slots=True)
@@ -93,9 +94,15 @@ class Writer:
         connect: Callable[[], sqlite3.Connection],
         on_commit: Callable[[int], None],
         clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
+        full: bool = False,
     ) -> None:
         self._connect = connect
         self._on_commit = on_commit
+        # The connection is opened at synchronous=FULL when `full`; a batch of only
+        # non-durable appends commits at NORMAL (WAL: no fsync), the next FULL commit
+        # syncs the WAL with it.
+        self._full = full
+        self._sync_full = full
         self._clock_us = clock_us
         self._mutex = threading.Condition(threading.Lock())
         self._pending: list[Request] = []
@@ -204,6 +211,7 @@ class Writer:
         results: list[tuple[_Request, Any, BaseException | None]] = []
         saved = (self._last_position, self._last_hash, self._last_recorded_us)
         try:
+            self._set_sync(conn, batch)
             conn.execute("BEGIN IMMEDIATE")
             for request in batch:
                 before = (self._last_position, self._last_hash, self._last_recorded_us)
@@ -242,6 +250,14 @@ class Writer:
                 done.future.set_result(value)
             else:
                 done.future.set_exception(error)
+
+    def _set_sync(self, conn: sqlite3.Connection, batch: list[Request]) -> None:
+        if not self._full:
+            return
+        full = any(not isinstance(r, AppendRequest) or r.durable for r in batch)
+        if full != self._sync_full:
+            conn.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
+            self._sync_full = full
 
     def _apply(self, conn: sqlite3.Connection, request: Request) -> Any:
         if isinstance(request, AppendRequest):

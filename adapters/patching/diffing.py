@@ -4,10 +4,20 @@ renames, `\\ No newline at end of file`), so that `git apply` reproduces the pla
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 from adapters.patching.model import Plan, PlannedFile
 
 NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+@dataclass(frozen=True, slots=True)
+class FileDiff:
+    """One file's diff text and its line counts, from one pass of the matcher."""
+
+    text: str
+    added: int
+    removed: int
 
 
 def unified_diff(plan: Plan, context: int = 3) -> str:
@@ -15,6 +25,10 @@ def unified_diff(plan: Plan, context: int = 3) -> str:
 
 
 def file_diff(planned: PlannedFile, context: int = 3) -> str:
+    return diff_file(planned, context).text
+
+
+def diff_file(planned: PlannedFile, context: int = 3) -> FileDiff:
     old_name = planned.move_from or planned.path
     old = _lines(planned.before)
     new = _lines(planned.after)
@@ -25,9 +39,9 @@ def file_diff(planned: PlannedFile, context: int = 3) -> str:
         head.append("deleted file mode 100644\n")
     elif planned.action == "move":
         head += [f"rename from {old_name}\n", f"rename to {planned.path}\n"]
-    body = _hunks(old, new, context)
+    body, added, removed = _hunks(old, new, context)
     if not body:
-        return "".join(head) if planned.action != "update" else ""
+        return FileDiff("".join(head) if planned.action != "update" else "", 0, 0)
     from_name = "/dev/null" if planned.before is None else f"a/{old_name}"
     to_name = "/dev/null" if planned.after is None else f"b/{planned.path}"
     out = [*head, f"--- {from_name}\n", f"+++ {to_name}\n"]
@@ -35,7 +49,7 @@ def file_diff(planned: PlannedFile, context: int = 3) -> str:
         out.append(line)
         if not line.endswith("\n"):
             out += ["\n", NO_NEWLINE]
-    return "".join(out)
+    return FileDiff("".join(out), added, removed)
 
 
 def line_counts(before: bytes | None, after: bytes | None) -> tuple[int, int]:
@@ -54,6 +68,9 @@ def _lines(data: bytes | None) -> list[str]:
         return []
     # keepends on "\n" only: a CRLF line keeps its "\r", as in git's own diffs
     text = data.decode("utf-8")
+    lines = text.splitlines(keepends=True)
+    if len(lines) == text.count("\n") + (not text.endswith("\n") and bool(text)):
+        return lines  # no line break but \n (nor \r\n) in it: splitlines cut the same way
     return [line + "\n" for line in text.split("\n")[:-1]] + (
         [text.rsplit("\n", 1)[-1]] if not text.endswith("\n") and text else []
     )
@@ -114,8 +131,10 @@ def _grouped(codes: list[Opcode], n: int) -> list[list[Opcode]]:
     return groups
 
 
-def _hunks(a: list[str], b: list[str], n: int) -> list[str]:
+def _hunks(a: list[str], b: list[str], n: int) -> tuple[list[str], int, int]:
+    """The hunks' lines, and the numbers of added and removed lines."""
     out: list[str] = []
+    added = removed = 0
     for group in _grouped(line_opcodes(a, b), n):
         first, last = group[0], group[-1]
         out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n")
@@ -125,9 +144,11 @@ def _hunks(a: list[str], b: list[str], n: int) -> list[str]:
                 continue
             if tag in ("replace", "delete"):
                 out += ["-" + line for line in a[i1:i2]]
+                removed += i2 - i1
             if tag in ("replace", "insert"):
                 out += ["+" + line for line in b[j1:j2]]
-    return out
+                added += j2 - j1
+    return out, added, removed
 
 
 def _range(start: int, stop: int) -> str:

@@ -36,10 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from adapters.patching.model import Hunk
-from adapters.patching.normalize import LEVELS, LOOSE, NORMALIZERS, leading_whitespace
+from adapters.patching.normalize import EXACT, LEVELS, LOOSE, NORMALIZERS, leading_whitespace
 
 CLOSEST_MAX_LINES = 8
 _VOTE_SKIP = 64  # lines more common than this (blank, "}") say nothing about where we are
+_SCAN_MAX_HITS = 32  # an exact scan for a line seen more often falls back to the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,10 @@ class LineIndex:
 
     def normalized(self, level: int) -> list[str]:
         if level not in self._norm:
-            self._norm[level] = [NORMALIZERS[level](line) for line in self.lines]
+            if level == EXACT:
+                self._norm[level] = list(self.lines)
+            else:
+                self._norm[level] = [NORMALIZERS[level](line) for line in self.lines]
         return self._norm[level]
 
     def positions(self, level: int) -> dict[str, list[int]]:
@@ -89,6 +93,10 @@ class LineIndex:
 
     def find_all(self, old: Sequence[str], level: int) -> list[int]:
         """Every 0-based start where `old` matches at `level`, ascending."""
+        if level == EXACT and EXACT not in self._pos:
+            found = self._scan_exact(old)
+            if found is not None:
+                return found
         norm = NORMALIZERS[level]
         wanted = [norm(line) for line in old]
         table = self.positions(level)
@@ -106,6 +114,28 @@ class LineIndex:
             if s >= 0 and s + k <= n and lines[s : s + k] == wanted:
                 starts.append(s)
         return starts
+
+    def _scan_exact(self, old: Sequence[str]) -> list[int] | None:
+        """An exact match without building the position table: scan (at C speed) for the
+        hunk's longest line, likely its rarest. None when that line is too common to be
+        worth it (the table then bounds the work on files of repeated lines)."""
+        wanted, k = list(old), len(old)
+        offset = max(range(k), key=lambda i: len(wanted[i]))
+        key, hits, at = wanted[offset], 0, -1
+        starts: list[int] = []
+        lines = self.lines
+        as_list = lines if isinstance(lines, list) else list(lines)
+        while True:
+            try:
+                at = as_list.index(key, at + 1)
+            except ValueError:
+                return starts
+            hits += 1
+            if hits > _SCAN_MAX_HITS:
+                return None
+            s = at - offset
+            if s >= 0 and s + k <= len(as_list) and as_list[s : s + k] == wanted:
+                starts.append(s)
 
     def anchor_positions(self, anchor: str) -> list[int]:
         for level in LEVELS:

@@ -65,6 +65,12 @@ def split_lines(text: str) -> tuple[list[str], list[str]]:
     # \x0c, \u2028... which are ordinary characters inside source lines.
     if not text:
         return [], []
+    if "\r" not in text:  # the common case, without a Python loop over the lines
+        pieces = text.split("\n")
+        if pieces[-1]:
+            return pieces, ["\n"] * (len(pieces) - 1) + [""]
+        pieces.pop()
+        return pieces, ["\n"] * len(pieces)
     parts = text.split("\n")
     last = parts.pop()
     lines: list[str] = []

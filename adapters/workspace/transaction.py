@@ -4,7 +4,9 @@ The order of one transaction, and why:
 1. every before and after content goes into the store as a blob, so recovery can restore
    either side even if the process dies at any later instant;
 2. a journal naming the transaction and each file's before/after sha256 is written and fsynced:
-   from here on a crash is resolved by `recover()`;
+   from here on a crash is resolved by `recover()`. A caller whose own durable event already
+   names all of that (PatchFlow's PatchApplying, committed with the blobs in one fsync) passes
+   `journal=False`, and resolves a crashed transaction with `resolve()` from that event;
 3. new contents are written to temp files beside their targets and fsynced, and every target is
    checked to still hold exactly its before content (a file changed on disk since the patch
    was checked aborts the whole transaction, nothing written);
@@ -98,19 +100,20 @@ class FileTransactions:
         txn_id: str,
         changes: Sequence[FileChange],
         commit: Callable[[], object],
-        backed_up: bool = False,
+        journal: bool = True,
     ) -> None:
         """Apply every change or none. Raises FileChangedError (nothing written),
         dirfd.UnsafePathError or OSError (nothing left changed), or whatever `commit` raises
-        (the files are restored to before first). `backed_up`: the caller already stored every
-        before and after content as blobs (with its own event), so step 1 is done."""
+        (the files are restored to before first). `journal=False`: the caller has already
+        made steps 1 and 2 durable itself (every content as a blob, and a record of the
+        transaction's changes that it will hand to `resolve()` after a crash)."""
         _check_txn_id(txn_id)
-        if not backed_up:
+        if journal:
             for change in changes:
                 for content in (change.before, change.after):
                     if content is not None:
                         self.blobs.put_blob(content)
-        self._write_journal(txn_id, changes)
+            self._write_journal(txn_id, changes)
         with contextlib.ExitStack() as stack:
             slots: list[_Slot] = []
             try:
@@ -133,7 +136,8 @@ class FileTransactions:
                 for slot in slots:
                     if slot.temp is not None:
                         dirfd.unlink_quietly(slot.dir_fd, slot.temp)
-                self._clear_journal(txn_id)
+                if journal:
+                    self._clear_journal(txn_id)
                 raise
             # From the first rename on, failure means restoring the before side.
             try:
@@ -150,9 +154,11 @@ class FileTransactions:
             except BaseException:
                 log.warning("transaction %s failed after writing; restoring", txn_id)
                 self._restore(txn_id, changes, to_after=False)
-                self._clear_journal(txn_id)
+                if journal:
+                    self._clear_journal(txn_id)
                 raise
-        self._clear_journal(txn_id)
+        if journal:
+            self._clear_journal(txn_id)
 
     # --- recovery ------------------------------------------------------------------------------
     def pending(self) -> list[str]:
@@ -177,6 +183,19 @@ class FileTransactions:
                 )
             )
         return done
+
+    def resolve(self, txn_id: str, changes: Sequence[FileChange], forward: bool) -> Recovery:
+        """Resolve one crashed transaction applied with `journal=False`, from the caller's
+        record of it: every file to its after side if `forward`, else to its before side
+        (files edited since are kept, as in `recover`). Idempotent."""
+        _check_txn_id(txn_id)
+        kept = self._restore(txn_id, changes, to_after=forward, recovering=True)
+        return Recovery(
+            txn_id,
+            "applied" if forward else "rolled_back",
+            tuple(c.path for c in changes),
+            kept,
+        )
 
     def _restore(
         self,

@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -134,10 +135,12 @@ def _notify_socket(tmp_path: Path) -> socket.socket:
     return sock
 
 
-def _drain(sock: socket.socket, seconds: float) -> list[str]:
+def _drain(
+    sock: socket.socket, seconds: float, until: Callable[[list[str]], bool] | None = None
+) -> list[str]:
     got: list[str] = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (until and until(got)):
         try:
             got.append(sock.recv(4096).decode())
         except TimeoutError:
@@ -145,12 +148,18 @@ def _drain(sock: socket.socket, seconds: float) -> list[str]:
     return got
 
 
+def _ready_and_pinging(messages: list[str]) -> bool:
+    ready = [i for i, m in enumerate(messages) if m.startswith("READY=1")]
+    return bool(ready) and sum("WATCHDOG=1" in m for m in messages[ready[0] :]) >= 3
+
+
 def test_sd_notify_ready_watchdog_and_stopping(ws: Path, tmp_path: Path) -> None:
     sock = _notify_socket(tmp_path)
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
     node = NodeProcess(ws, env=env)
     try:
-        messages = _drain(sock, 3.0)
+        # Waits for the condition, not a fixed time: a busy machine may start slowly.
+        messages = _drain(sock, 30.0, until=_ready_and_pinging)
         assert any(m.startswith("READY=1") for m in messages)
         assert sum("WATCHDOG=1" in m for m in messages) >= 3  # every 0.5 s while healthy
     finally:

@@ -159,13 +159,20 @@ def test_a_crash_in_the_flow_restarts_the_actor_and_loses_nothing(
 
     tree = Tree(store, tmp_path, [ws], test_runner=exploding_runner)
     try:
-        _, first = submit(tree.service, "main", bump(0))
+        first_pid, first = submit(tree.service, "main", bump(0))
         with pytest.raises(FlowError, match="internal error"):
             first.result(timeout=20)
-        # The actor was restarted and rebuilt from events: the next patch goes through.
-        _, second = submit(tree.service, "main", {**bump(1), "run_tests": False})
+        # The actor was restarted and rebuilt from events (its on_start runs before the next
+        # message). The first patch's tests never finished, so they count as failed and its
+        # automatic rollback is done on restart; the next patch goes through.
+        _, second = submit(tree.service, "main", {**bump(0), "run_tests": False})
         assert second.result(timeout=20).status == "applied"
-        assert (ws.path / "counter.txt").read_text() == "2\n"
+        first_view = tree.service.view(first_pid)
+        assert first_view is not None
+        assert first_view.status == "rolled_back"
+        assert first_view.tests is not None
+        assert first_view.tests["status"] == "error"
+        assert (ws.path / "counter.txt").read_text() == "1\n"
         status = tree.ref.proxy().children_status().get(timeout=5)
         assert status["patch.main"]["restarts"] == 1
     finally:

@@ -4,10 +4,12 @@ real test subprocesses (no actors: the flow is plain calls)."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -301,3 +303,123 @@ def test_a_patch_interrupted_outside_any_transaction_is_failed_on_load(
     count = len(store.read_all())
     make_flow(replace(ws, test_command=None), store, tmp_path)
     assert len(store.read_all()) == count
+
+
+_DIE_DURING_APPLY = """
+import os, sys
+from pathlib import Path
+from actors.patch_flow import PatchFlow, command_from_body
+from adapters.config import WorkspaceConfig
+from eventstore import SQLiteEventStore
+from eventstore.catalogue import EventType
+
+root, state, where, patch = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+store = SQLiteEventStore(state / "events.db")
+flow = PatchFlow(WorkspaceConfig(name="main", path=root), store, state / "journal")
+flow.load()
+if where == "before_applied":  # every file renamed and fsynced, PatchApplied not recorded
+    record = flow._record
+    def dying(pid, kind, *args, **kwargs):
+        if kind == EventType.PATCH_APPLIED:
+            os._exit(9)
+        return record(pid, kind, *args, **kwargs)
+    flow._record = dying
+else:  # "mid_rename": the first file renamed over, the second not
+    real_replace = os.replace
+    def dying_replace(*args, **kwargs):
+        real_replace(*args, **kwargs)
+        os._exit(9)
+    os.replace = dying_replace
+flow.submit(command_from_body({"patch": patch, "run_tests": False}, "main"))
+"""
+
+
+@pytest.mark.parametrize("where", ["before_applied", "mid_rename"])
+def test_a_process_dying_inside_the_transaction_is_put_back_on_load(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path, where: str
+) -> None:
+    """PatchApplying is the journal: a process that dies after it (files written, partly or
+    wholly, PatchApplied missing) leaves every file at its before content after the next
+    load, with PatchRecovered, and no temp file behind."""
+    before = {name: (ws.path / name).read_bytes() for name in ("app.py", "lib.py")}
+    patch = (
+        "*** Begin Patch\n*** Update File: app.py\n@@\n-x = 1\n+x = 10\n"
+        "*** Update File: lib.py\n@@\n-    return 1\n+    return 10\n*** End Patch\n"
+    )
+    died = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _DIE_DURING_APPLY,
+            str(ws.path),
+            str(tmp_path / "state"),
+            where,
+            patch,
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert died.returncode == 9, died.stderr
+    if where == "before_applied":
+        assert (ws.path / "app.py").read_text() == "x = 10\ny = 2\n"  # it did get that far
+    flow = make_flow(ws, store, tmp_path)
+    [view] = flow.patches.values()
+    assert view.status == "failed"
+    assert view.error is not None
+    assert view.error["code"] == "interrupted"
+    assert types(store, view.patch_id)[-2:] == ["PatchApplying", "PatchRecovered"]
+    assert {name: (ws.path / name).read_bytes() for name in before} == before
+    assert not [p.name for p in ws.path.iterdir() if p.name.startswith(".")]
+    count = len(store.read_all())
+    make_flow(ws, store, tmp_path)  # settled: loading again records nothing
+    assert len(store.read_all()) == count
+
+
+def test_failed_tests_whose_rollback_a_crash_cut_short_roll_back_on_load(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    flow = make_flow(ws, store, tmp_path)
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    flow._roll_back = killed  # type: ignore[method-assign]
+    with pytest.raises(_Killed):
+        submit(flow, patch=v4a("app.py", "x = 1", "x = 'BROKEN'"))
+    assert "BROKEN" in (ws.path / "app.py").read_text()
+    again = make_flow(ws, store, tmp_path)
+    [view] = again.patches.values()
+    assert view.status == "rolled_back"
+    assert view.decisions[-1]["reason"] == "tests_failed"
+    assert (ws.path / "app.py").read_text() == "x = 1\ny = 2\n"
+
+
+def test_tests_a_crash_cut_short_count_as_failed_on_load(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    flow = PatchFlow(ws, store, tmp_path / "state" / "journal", test_runner=_die)
+    flow.load()
+    with pytest.raises(_Killed):
+        submit(flow, patch=v4a("app.py", "x = 1", "x = 3"))
+    again = make_flow(ws, store, tmp_path)
+    [view] = again.patches.values()
+    assert view.tests is not None
+    assert view.tests["status"] == "error"
+    assert view.status == "rolled_back"
+    assert (ws.path / "app.py").read_text() == "x = 1\ny = 2\n"
+    # Without rollback on failure, it stays applied and failed.
+    no_rollback = replace(ws, rollback_on_test_failure=False)
+    flow = PatchFlow(no_rollback, store, tmp_path / "state" / "journal", test_runner=_die)
+    flow.load()
+    with pytest.raises(_Killed):
+        submit(flow, patch=v4a("lib.py", "    return 1", "    return 5"))
+    again = make_flow(no_rollback, store, tmp_path)
+    kept = [v for v in again.patches.values() if v.status != "rolled_back"]
+    assert [v.public_status for v in kept] == ["failed"]
+    assert "return 5" in (ws.path / "lib.py").read_text()
+
+
+def _die(workspace: WorkspaceConfig) -> Any:
+    raise _Killed

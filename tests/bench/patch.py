@@ -307,8 +307,8 @@ def instrument(clock: PhaseClock, ours: Ours) -> None:
     clock.wrap(flow, "submit", SUBMIT)
     clock.wrap(patch_flow_module, "parse_body", "parse_body")
     clock.wrap(patch_flow_module, "plan", "plan (sandbox, read, match, splice)")
-    clock.wrap(patch_flow_module, "unified_diff", "unified_diff (the answer's diff)")
-    clock.wrap(patch_flow_module, "_files_json", "_files_json (sha256 + difflib line counts)")
+    clock.wrap(patch_flow_module, "diff_file", "diff_file (the answer's diff + line counts)")
+    clock.wrap(patch_flow_module, "_files_json", "_files_json (sha256 per file)")
     clock.wrap(store, "append", event_label)
     clock.wrap(store, "put_blob", blob_label)
     if hasattr(store, "put_blobs"):  # a batched variant, if the store grows one

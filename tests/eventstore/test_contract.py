@@ -31,6 +31,14 @@ def ev(type_: str = "Thing", **data: object) -> NewEvent:
 # --- appending and reading ------------------------------------------------------------------
 
 
+def test_a_non_durable_append_is_committed_and_kept(open_store: Factory) -> None:
+    store = open_store()
+    assert store.append("s-1", [ev(n=1)], durable=False) == [1]
+    assert [e.data["n"] for e in store.read_stream("s-1")] == [1]
+    store.close()
+    assert [e.data["n"] for e in open_store().read_all()] == [1]
+
+
 def test_append_returns_gapless_positions_and_reads_back(store: EventStore) -> None:
     assert store.last_position() == 0
     assert store.append("s-1", [ev(n=1), ev(n=2)]) == [1, 2]

@@ -23,6 +23,27 @@ def test_durability_sets_synchronous(tmp_path: Path, durability: str, level: int
     assert sqlite3.connect(tmp_path / "e.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_a_non_durable_append_commits_without_sync_and_the_next_durable_one_syncs(
+    tmp_path: Path,
+) -> None:
+    with SQLiteEventStore(tmp_path / "e.db", durability="full") as store:
+        conn = store._writer._conn  # a test-only peek at the writer's connection
+        assert conn is not None
+        store.append("s", [NewEvent("T", {"n": 1})], durable=False)
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no WAL fsync
+        store.put_blob(b"x")  # anything but a non-durable append is durable
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        store.append("s", [NewEvent("T", {"n": 2})], durable=False)
+        store.append("s", [NewEvent("T", {"n": 3})])
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    with SQLiteEventStore(tmp_path / "e.db", durability="normal") as store:
+        store.append("s", [NewEvent("T", {"n": 4})])  # "normal" never asks for FULL
+        conn = store._writer._conn
+        assert conn is not None
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert [e.data["n"] for e in store.read_all()] == [1, 2, 3, 4]
+
+
 def test_bad_durability_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="durability"):
         SQLiteEventStore(tmp_path / "e.db", durability="fast")  # type: ignore[arg-type]
