@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ TestRunner = Callable[[WorkspaceConfig], TestRun]
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Where a patch can be left by a crash outside any transaction (see load()).
 _INTERRUPTED_STATES = frozenset({"received", "approved"})
+# Patch views kept in memory (most recently used); the rest are read again from the store.
+VIEW_CACHE_SIZE = 256
 # Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
 ExpectWrites = Callable[[Mapping[str, str | None], str], None]
 
@@ -131,21 +134,31 @@ class PatchFlow:
         self.transactions = FileTransactions(workspace.path, journal_dir, store)
         self.test_runner = test_runner
         self.expect_writes = expect_writes
-        self.patches: dict[str, PatchView] = {}
-        self.by_client_id: dict[str, str] = {}
+        # The views of recent patches, bounded (O3: one per patch for the life of the process
+        # grew the node by ~3.5 KB a patch); any other is folded again from its own stream.
+        self.patches: OrderedDict[str, PatchView] = OrderedDict()
+        self.by_client_id: dict[str, str] = {}  # every client id: idempotency needs them all
         self.paused = False
         self.queue: list[str] = []  # patch ids waiting for resume, in order
+        self._loading = False
 
     # --- start -------------------------------------------------------------------------------
     def load(self) -> None:
         """Rebuild this workspace's patches from the store, then resolve crashed transactions
         and re-queue patches that were waiting for a resume."""
+        views: dict[str, PatchView] = {}
         for event in self.store.read_all(types=sorted(PATCH_EVENT_TYPES)):
             pid = event.stream.removeprefix("patch-")
-            view = self.patches.get(pid)
+            view = views.get(pid)
             if view is None and event.data.get("workspace") != self.workspace.name:
                 continue
-            self._fold(event, pid)
+            views[pid] = view = fold(view, event)
+            if view.client_id is not None:
+                self.by_client_id[view.client_id] = pid
+        # Every view while settling what a crash left; the cache is trimmed at the end.
+        self.patches = OrderedDict(views)
+        del views
+        self._loading = True
         paused = self.store.read_all(types=[EventType.NODE_PAUSED, EventType.NODE_RESUMED])
         self.paused = bool(paused) and paused[-1].type == EventType.NODE_PAUSED
         for recovery in self.transactions.recover(self._committed):
@@ -163,6 +176,8 @@ class PatchFlow:
             if view.status in ("applied", "failed_tests") and not view.rolled_back:
                 self._finish_tests(pid)
         self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
+        self._loading = False
+        self._trim()
 
     def _recover_apply(self, pid: str) -> None:
         """A crash between PatchApplying and PatchApplied: not committed, so every file goes
@@ -245,7 +260,7 @@ class PatchFlow:
             message = (
                 "the node stopped during this change; every file was restored, nothing changed"
             )
-        view = self.patches.get(pid)
+        view = self._lookup(pid)
         self._record(
             pid,
             EventType.PATCH_RECOVERED,
@@ -272,7 +287,7 @@ class PatchFlow:
         processed (the HTTP layer's 202 `queued`); otherwise one is made here."""
         if command.client_id is not None and command.client_id in self.by_client_id:
             pid = self.by_client_id[command.client_id]
-            view = self.patches[pid]
+            view = self._view(pid)
             if view.body_sha256 != command.body_sha256:
                 raise FlowError(
                     "conflict",
@@ -607,22 +622,44 @@ class PatchFlow:
         blobs: Sequence[bytes] = (),
         durable: bool = True,
     ) -> None:
+        # The view before this event, read before the append (a view loaded after it would
+        # already hold the event). A new patch has none.
+        before = None if kind == EventType.PATCH_RECEIVED else self._lookup(pid)
         event = NewEvent(kind, data, meta or {})
         [position] = self.store.append(patch_stream(pid), [event], blobs=blobs, durable=durable)
         # Keep the live view exactly what a replay would fold.
         recorded = RecordedEvent(
             position, event.event_id, patch_stream(pid), 0, str(kind), _now(), data, meta or {}, ""
         )
-        self._fold(recorded, pid)
-
-    def _fold(self, event: RecordedEvent, pid: str) -> None:
-        view = fold(self.patches.get(pid), event)
-        self.patches[pid] = view
+        view = fold(before, recorded)
+        self._remember(pid, view)
         if view.client_id is not None:
             self.by_client_id[view.client_id] = pid
 
-    def _view(self, pid: str) -> PatchView:
+    def _lookup(self, pid: str) -> PatchView | None:
+        """This workspace's patch: from the cache, else folded from its own stream."""
         view = self.patches.get(pid)
+        if view is not None:
+            self.patches.move_to_end(pid)
+            return view
+        for event in self.store.read_stream(patch_stream(pid)):
+            view = fold(view, event)
+        if view is None or view.workspace != self.workspace.name:
+            return None
+        self._remember(pid, view)
+        return view
+
+    def _remember(self, pid: str, view: PatchView) -> None:
+        self.patches[pid] = view
+        self.patches.move_to_end(pid)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self.patches) > VIEW_CACHE_SIZE and not self._loading:
+            self.patches.popitem(last=False)
+
+    def _view(self, pid: str) -> PatchView:
+        view = self._lookup(pid)
         if view is None:
             raise FlowError("not_found", f"no patch {pid} in workspace {self.workspace.name}")
         return view

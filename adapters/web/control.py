@@ -47,8 +47,8 @@ class ServiceControl:
         }
 
     def patches(self, limit: int) -> Sequence[Mapping[str, Any]]:
-        views = sorted(self._index.refresh().values(), key=lambda v: v.first_position)
-        return [summary(v) for v in reversed(views[-limit:])]
+        newest = list(reversed(self._index.refresh()[-limit:]))
+        return [summary(v) for v in self._index.views(newest)]
 
     def patch(self, patch_id: str) -> Mapping[str, Any]:
         view = self._services.patches.view(patch_id)

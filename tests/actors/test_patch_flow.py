@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from actors import patch_flow
 from actors.patch_flow import FlowError, PatchFlow, command_from_body
 from adapters.config import CommandLine, WorkspaceConfig
 from eventstore import SQLiteEventStore
@@ -423,3 +424,37 @@ def test_tests_a_crash_cut_short_count_as_failed_on_load(
 
 def _die(workspace: WorkspaceConfig) -> Any:
     raise _Killed
+
+
+def test_views_are_a_bounded_cache_and_evicted_patches_still_answer(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O3: the flow keeps a few views, not one per patch for ever; a patch it no longer
+    holds is folded again from its stream: an idempotent retry, a rollback long after."""
+    monkeypatch.setattr(patch_flow, "VIEW_CACHE_SIZE", 3)
+    flow = make_flow(replace(ws, test_command=None), store, tmp_path)
+    first = flow.submit(
+        command_from_body(
+            {"id": "c0", "patch": v4a("lib.py", "    return 1", "    return 2")}, "main"
+        )
+    )
+    for n in range(2, 8):
+        submit(flow, patch=v4a("app.py", f"x = {n - 1}" if n > 2 else "x = 1", f"x = {n}"))
+    assert len(flow.patches) == 3
+    assert first.patch_id not in flow.patches
+    retry = flow.submit(
+        command_from_body(
+            {"id": "c0", "patch": v4a("lib.py", "    return 1", "    return 2")}, "main"
+        )
+    )
+    assert retry.patch_id == first.patch_id
+    assert retry.status == "applied"
+    with pytest.raises(FlowError) as conflict:
+        flow.submit(command_from_body({"id": "c0", "patch": "other"}, "main"))
+    assert conflict.value.error.code == "conflict"
+    flow.rollback(first.patch_id, by="op")
+    assert (ws.path / "lib.py").read_text() == "def f():\n    return 1\n"
+    assert len(flow.patches) == 3
+    again = make_flow(replace(ws, test_command=None), store, tmp_path)
+    assert len(again.patches) == 3
+    assert again.outcome(first.patch_id).status == "rolled_back"

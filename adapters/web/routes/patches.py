@@ -12,7 +12,6 @@ from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.patch_index import summary
 from adapters.web.routes.outcomes import settle
 from eventstore.catalogue import patch_stream
-from replay.patches import PatchView
 
 STATUSES = (
     "received",
@@ -43,19 +42,18 @@ def list_patches(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
         )
     limit = req.int_arg("limit", 50, 1, 500)
 
-    def select(views: dict[str, PatchView]) -> ApiResponse:
+    def select() -> ApiResponse:
+        """Thread pool: filter the index, then fold only the page's patches."""
         chosen = [
-            v
-            for v in views.values()
-            if (status is None or v.public_status == status)
-            and (workspace is None or v.workspace == workspace)
+            b
+            for b in reversed(app.index.refresh())  # newest first
+            if (status is None or b.status == status)
+            and (workspace is None or b.workspace == workspace)
         ]
-        chosen.sort(key=lambda v: v.first_position, reverse=True)  # newest first
-        return ApiResponse(
-            200, {"patches": [summary(v) for v in chosen[:limit]], "total": len(chosen)}
-        )
+        views = app.index.views(chosen[:limit])
+        return ApiResponse(200, {"patches": [summary(v) for v in views], "total": len(chosen)})
 
-    return app.in_thread(app.index.refresh).addCallback(select)
+    return app.in_thread(select)
 
 
 def get_patch(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
