@@ -10,6 +10,9 @@ Layout of `<state>/`:
 - `node.json`  `{"pid", "host", "port", "url", "started_at"}` once the node serves (SPEC §3);
                removed at clean stop, and at the next start when stale.
 - `token`      the API token, mode 0600, generated on first run unless GHOST_TOKEN is given.
+- `signatures` the HMAC signatures accepted and not yet expired (digests + expiry), journaled
+               before each answer so that the next run refuses their replay, whatever the clock
+               did in between (adapters/web/auth.py SignatureJournal). Compacted at each start.
 - `logs/`      log files.
 
 Permissions, decided: the directory must be 0700 because it holds the token. When it exists with
@@ -42,6 +45,7 @@ __all__ = [
     "StateDirLocked",
     "Token",
     "atomic_write",
+    "fsync_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,10 +109,11 @@ def atomic_write(path: Path, data: bytes, mode: int = SECRET_FILE_MODE) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in `path` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -159,6 +164,10 @@ class StateDir:
         return self.path / "events.db"
 
     @property
+    def signatures_path(self) -> Path:
+        return self.path / "signatures"
+
+    @property
     def locked(self) -> bool:
         return self._lock_fd is not None
 
@@ -195,7 +204,7 @@ class StateDir:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
             with contextlib.suppress(OSError):
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
         finally:
             self._unlock()
 

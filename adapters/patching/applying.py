@@ -115,9 +115,14 @@ def _splice(tf: TextFile, located: Sequence[tuple[Match, Hunk]]) -> TextFile:
     lines.extend(tf.lines[cursor:])
     endings.extend(tf.endings[cursor:])
     # A line that was last (no ending) may now be followed by others.
-    for i in range(len(endings) - 1):
-        if not endings[i]:
-            endings[i] = eol
+    last = len(endings) - 1
+    at = -1
+    while True:
+        try:
+            at = endings.index("", at + 1, last)  # at C speed: there is rarely one
+        except ValueError:
+            break
+        endings[at] = eol
     if endings:
         if want_final_newline and not endings[-1]:
             endings[-1] = eol

@@ -48,8 +48,12 @@ class FileIdentity:
 class CheckedPath:
     requested: str
     relative: str  # canonical and resolved: no symlink, no "." or ".." component
-    absolute: Path
+    root: Path
     identity: FileIdentity | None  # None: the file does not exist (yet)
+
+    @property
+    def absolute(self) -> Path:
+        return self.root / self.relative
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,8 @@ class CheckedRead:
 class Sandbox:
     def __init__(self, root: Path, exclude: Sequence[str] = (), max_file_bytes: int = MIB) -> None:
         self.root = Path(os.path.realpath(root))
+        self._root_str = str(self.root)
+        self._root_prefix = self._root_str.rstrip("/") + "/"
         self.rules = ExcludeRules(exclude)
         self.max_file_bytes = max_file_bytes
 
@@ -70,19 +76,17 @@ class Sandbox:
         return self.inspect(path, for_write=for_write).absolute
 
     def inspect(self, path: str, *, for_write: bool = False) -> CheckedPath:
+        # Plain strings, not pathlib, on this path: it runs for every file of every patch.
         relative = normalize_relative(path)
         self._not_excluded(path, relative)
-        lexical = self.root / relative
-        parent = Path(os.path.realpath(lexical.parent))
-        if parent != self.root and not parent.is_relative_to(self.root):
-            raise SandboxViolation(path, "symlink_escape", "a symlink leads outside the workspace")
-        resolved = parent / lexical.name
-        real_relative = resolved.relative_to(self.root).as_posix()
-        self._not_excluded(path, real_relative)
+        real_relative = self._real_relative(path, relative)
+        if real_relative != relative:
+            self._not_excluded(path, real_relative)
+        resolved = f"{self._root_str}/{real_relative}"
         try:
             st = os.lstat(resolved)
         except FileNotFoundError:
-            return CheckedPath(path, real_relative, resolved, None)
+            return CheckedPath(path, real_relative, self.root, None)
         except NotADirectoryError as exc:
             raise SandboxViolation(path, "not_a_directory", "a parent is not a directory") from exc
         except OSError as exc:
@@ -95,12 +99,39 @@ class Sandbox:
             raise SandboxViolation(
                 path, "too_large", f"{st.st_size} bytes, over max_file_bytes={self.max_file_bytes}"
             )
-        return CheckedPath(path, real_relative, resolved, FileIdentity.of(st))
+        return CheckedPath(path, real_relative, self.root, FileIdentity.of(st))
 
-    def read(self, path: str) -> bytes | None:
+    def _real_relative(self, path: str, relative: str) -> str:
+        """`relative` with its directories resolved (symlinks followed), or SandboxViolation
+        when they lead outside the root. The root is real already, so when every directory
+        below it on the way is a plain one (the usual case) that is `relative` itself, found
+        with one lstat per level; anything else (a symlink, a missing level) goes to
+        realpath."""
+        directory, _, name = relative.rpartition("/")
+        current = self._root_str
+        for part in directory.split("/") if directory else ():
+            current = f"{current}/{part}"
+            try:
+                plain = stat.S_ISDIR(os.lstat(current).st_mode)
+            except OSError:
+                plain = False
+            if not plain:
+                break
+        else:
+            return relative
+        parent = os.path.realpath(f"{self._root_str}/{directory}")
+        if parent == self._root_str:
+            return name
+        if not parent.startswith(self._root_prefix):
+            raise SandboxViolation(path, "symlink_escape", "a symlink leads outside the workspace")
+        return f"{parent[len(self._root_prefix) :]}/{name}"
+
+    def read(self, path: str, checked: CheckedPath | None = None) -> bytes | None:
         """The current bytes (None when absent), read without following a swapped-in symlink;
-        binary or oversized files are violations."""
-        checked = self.inspect(path)
+        binary or oversized files are violations. `checked`: this path's inspection, just
+        made (the file read must still be the one inspected)."""
+        if checked is None:
+            checked = self.inspect(path)
         if checked.identity is None:
             return None
         got = read_file_checked(
@@ -148,8 +179,8 @@ def read_file_checked(
                 relative, "changed_since_check", "a symlink appeared on the path since the check"
             ) from exc
         raise SandboxViolation(relative, "unreadable", os.strerror(exc.errno or 0)) from exc
-    with os.fdopen(fd, "rb") as handle:
-        st = os.fstat(handle.fileno())
+    try:
+        st = os.fstat(fd)
         identity = FileIdentity.of(st)
         if not stat.S_ISREG(st.st_mode):
             raise SandboxViolation(relative, "not_a_file", "not a regular file")
@@ -157,8 +188,23 @@ def read_file_checked(
             raise SandboxViolation(
                 relative, "changed_since_check", "another file was put in place since the check"
             )
-        os.set_blocking(handle.fileno(), True)
-        data = handle.read(max_bytes + 1)
+        os.set_blocking(fd, True)
+        data = _read_up_to(fd, max_bytes + 1, st.st_size)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise SandboxViolation(relative, "too_large", f"over max_file_bytes={max_bytes}")
     return CheckedRead(data, identity)
+
+
+def _read_up_to(fd: int, limit: int, size_hint: int) -> bytes:
+    """Up to `limit` bytes (the file may grow or shrink while it is read)."""
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit:
+        chunk = os.read(fd, min(limit - total, max(size_hint + 1, 65536)))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -25,9 +25,8 @@ class TextFile:
     @property
     def eol(self) -> str:
         """The dominant ending, used for added lines; LF on a tie or without any."""
-        crlf = sum(1 for e in self.endings if e == "\r\n")
-        lf = sum(1 for e in self.endings if e == "\n")
-        return "\r\n" if crlf > lf else "\n"
+        crlf = self.endings.count("\r\n")
+        return "\r\n" if crlf > self.endings.count("\n") else "\n"
 
     @property
     def final_newline(self) -> bool:
@@ -89,8 +88,12 @@ def split_lines(text: str) -> tuple[list[str], list[str]]:
 
 
 def join(tf: TextFile) -> str:
-    body = "".join(line + ending for line, ending in zip(tf.lines, tf.endings, strict=True))
-    return (BOM if tf.bom else "") + body
+    if len(tf.lines) != len(tf.endings):
+        raise ValueError("a TextFile has one ending per line")
+    parts: list[str] = [""] * (2 * len(tf.lines))
+    parts[::2] = tf.lines  # interleaved by slicing: no Python-level loop per line
+    parts[1::2] = tf.endings
+    return (BOM if tf.bom else "") + "".join(parts)
 
 
 def encode(tf: TextFile) -> bytes:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from adapters.patching.model import SandboxViolation
 from adapters.patching.pathrules import ExcludeRules, normalize_relative
-from adapters.patching.sandbox import MIB, Sandbox
+from adapters.patching.sandbox import MIB, CheckedPath, Sandbox
 from adapters.patching.text import is_binary
 
 
@@ -30,12 +30,18 @@ class SandboxView:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
+        # Inspections by resolved path, so a read right after its resolve does not walk the
+        # path again (the read still checks it opened the very file inspected). One view
+        # serves one plan: nothing is reused across patches.
+        self._checked: dict[str, CheckedPath] = {}
 
     def resolve(self, path: str, *, for_write: bool) -> str:
-        return self.sandbox.inspect(path, for_write=for_write).relative
+        checked = self.sandbox.inspect(path, for_write=for_write)
+        self._checked[checked.relative] = checked
+        return checked.relative
 
     def read(self, path: str) -> bytes | None:
-        return self.sandbox.read(path)
+        return self.sandbox.read(path, self._checked.pop(path, None))
 
     def check_content(self, path: str, data: bytes) -> None:
         self.sandbox.check_content(path, data)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet import threads
@@ -67,10 +68,20 @@ class WebServices:
     services: Mapping[str, ChildHandle] = field(default_factory=dict)
     slack_signing_secret: str | None = None
     started_at: float = field(default_factory=time.monotonic)
-    # Wall clock of the start, and the HMAC signatures accepted since: both live as long as
-    # the process, not as one incarnation of the web actor (a restart must not forget them).
+    # Wall clock of the start, and the HMAC signatures accepted: both live as long as the
+    # process, not as one incarnation of the web actor (a restart must not forget them).
     started_wall: float = field(default_factory=time.time)
     signatures: SignatureMemory = field(default_factory=lambda: SignatureMemory(WINDOW_S))
+    # The state directory's signature journal (StateDir.signatures_path): when given, the
+    # signatures are loaded from it and journaled to it, so that the next run of the node
+    # knows what this one accepted (RELIABILITY.md O1), and `signatures` is built from it.
+    signatures_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.signatures_path is not None:
+            self.signatures = SignatureMemory.persistent(
+                self.signatures_path, WINDOW_S, started=self.started_wall
+            )
 
     @property
     def workspaces(self) -> Mapping[str, WorkspaceConfig]:

@@ -2,20 +2,30 @@
 is set, or the dashboard's cookie (with a CSRF header on POSTs).
 
 Every secret comparison is hmac.compare_digest (constant time). Nothing here logs a secret:
-failures carry only a reason word for the log and a generic message for the caller."""
+failures carry only a reason word for the log and a generic message for the caller.
+
+Replays of signed requests are refused by `SignatureMemory`, which the node persists in its
+state directory (`SignatureJournal`, an append-only file) so that a restarted node still knows
+what the previous runs accepted (RELIABILITY.md O1)."""
 
 from __future__ import annotations
 
 import hashlib
 import heapq
 import hmac
+import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from urllib.parse import quote
 
 from adapters.web.errors import ApiError
 from adapters.web.http import Principal
+from adapters.web.signature_journal import SignatureJournal, signature_digest
+
+log = logging.getLogger("ghost.web.auth")
 
 WINDOW_S = 300.0
 MAX_REMEMBERED_SIGNATURES = 100_000
@@ -29,35 +39,96 @@ class SignatureMemory:
     Each is kept until its own timestamp leaves the window (timestamp + window, by the node's
     clock), not for one window from when it was seen: a request dated ahead of the node's clock
     (the caller's clock runs fast, or the node's steps forward) stays acceptable for up to two
-    windows after it was seen, and must be remembered for all of that time.
+    windows after it was seen, and must be remembered for all of that time. Keyed by
+    `signature_digest`.
+
+    With a journal (`persistent`), every accepted signature is written to it before `remember`
+    returns, and the next run loads the unexpired ones: a replay is refused across restarts too,
+    whatever the clock did in between. `bounds` are then the previous runs' latest start and
+    highest accepted timestamp (for the signed-before-start rule, see `Authenticator`).
 
     Bounded: when full of still-fresh signatures, new signed requests are refused (503) rather
-    than forgetting one that could then be replayed (fail closed)."""
+    than forgetting one that could then be replayed (fail closed). So is a signature that cannot
+    be written to the journal: it is not accepted, as the next run could not know it."""
 
-    def __init__(self, window_s: float, capacity: int = MAX_REMEMBERED_SIGNATURES) -> None:
+    def __init__(
+        self,
+        window_s: float,
+        capacity: int = MAX_REMEMBERED_SIGNATURES,
+        journal: SignatureJournal | None = None,
+    ) -> None:
         self._window_s = window_s
         self._capacity = capacity
-        self._expires: dict[str, float] = {}  # signature -> when its timestamp leaves the window
+        self._expires: dict[str, float] = {}  # digest -> when its timestamp leaves the window
         self._heap: list[tuple[float, str]] = []  # the same, soonest first
         self._lock = threading.Lock()
+        self.journal = journal
+        self.bounds: tuple[float, ...] = ()
+        if journal is not None:
+            journal.snapshot = self._snapshot
+
+    def _snapshot(self) -> dict[str, float]:
+        """What a compaction of the journal keeps, consistent with the file: every record in
+        the file is in the memory (remember() appends and inserts under the lock), and what is
+        appended after this is collected by the journal for the new file."""
+        with self._lock:
+            if self.journal is not None:
+                self.journal.begin_compaction()
+            return dict(self._expires)
+
+    @classmethod
+    def persistent(
+        cls,
+        path: Path,
+        window_s: float,
+        started: float,
+        capacity: int = MAX_REMEMBERED_SIGNATURES,
+        now: float | None = None,
+    ) -> SignatureMemory:
+        """The memory of every run on `path`: loads the unexpired signatures, then journals."""
+        now = time.time() if now is None else now
+        journal, entries, bounds = SignatureJournal.load(path, window_s, started, now)
+        memory = cls(window_s, capacity, journal)
+        memory._expires = entries
+        memory._heap = [(expires, digest) for digest, expires in entries.items()]
+        heapq.heapify(memory._heap)
+        memory.bounds = bounds
+        return memory
 
     def __len__(self) -> int:
         return len(self._expires)
 
+    def __contains__(self, signature: object) -> bool:
+        return isinstance(signature, str) and signature_digest(signature) in self._expires
+
     def remember(self, signature: str, now: float, timestamp: float | None = None) -> None:
         """Record `signature` (signed at `timestamp`, default `now`); ApiError 401 if it is
-        remembered already."""
-        expires = (now if timestamp is None else timestamp) + self._window_s
+        remembered already, 503 if it cannot be remembered (full, or the journal failed)."""
+        # Whole seconds up (timestamps are integers anyway): what the journal can write.
+        expires = float(math.ceil((now if timestamp is None else timestamp) + self._window_s))
+        digest = signature_digest(signature)
         with self._lock:
             while self._heap and self._heap[0][0] < now:
                 _, old = heapq.heappop(self._heap)
-                del self._expires[old]
-            if signature in self._expires:
+                self._expires.pop(old, None)
+            if digest in self._expires:
                 raise unauthorized("replayed")
             if len(self._expires) >= self._capacity:
                 raise ApiError(503, "busy", "too many signed requests in the window; retry later")
-            self._expires[signature] = expires
-            heapq.heappush(self._heap, (expires, signature))
+            if self.journal is not None:
+                try:
+                    self.journal.append(digest, expires, self._window_s, len(self._expires))
+                except OSError as exc:
+                    log.error("cannot journal an accepted signature: %s", exc)
+                    raise ApiError(
+                        503, "busy", "cannot record the signature (state directory); retry later"
+                    ) from None
+            self._expires[digest] = expires
+            heapq.heappush(self._heap, (expires, digest))
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
 
 
 def unauthorized(reason: str) -> ApiError:
@@ -73,13 +144,27 @@ def unauthorized(reason: str) -> ApiError:
 
 
 class Authenticator:
-    """`signatures` outlives this object when given (the node keeps one per process, so a
-    restarted web actor still knows what it accepted). What a process cannot know is what an
-    earlier process accepted: so a signature dated before `not_before` (the node's start) is
-    refused. A caller whose clock runs behind the node's by d seconds is refused for the
-    first d seconds after a start; it signs again with a fresh timestamp. While the node's
-    clock is behind its own start (it stepped back), that rule is off and only the memory
-    guards: the one gap left, until the memory is persisted across restarts."""
+    """`signatures` outlives this object when given: the node keeps one per process (a
+    restarted web actor still knows what it accepted), loaded from and journaled to its state
+    directory (a restarted node knows what the previous runs accepted; RELIABILITY.md O1).
+
+    The signed-before-start rule is a second line behind that memory, for what it may lack
+    (the journal's last ~50 ms after a power loss, a journal that could not be read): a
+    signature dated before a *bound* is refused once the node's clock has reached that bound.
+    The bounds are this run's start (`not_before`) and, from the journal, the previous runs'
+    latest start and highest accepted timestamp: a clock stepped back between two runs no
+    longer makes the previous run's signatures look "after the start". A caller whose clock
+    runs behind the node's by d seconds is refused for the first d seconds after a start (or
+    after the clock passes a bound); it signs again with a fresh timestamp.
+
+    A bound the clock has not reached yet (it stepped back: the node's own time is "before"
+    the start or before a previous run's start) is not applied. Such a request is stale by the
+    bounds but fresh by the clock, and is handled by the 300 s window and the memory alone:
+    refusing it would lock out, for as long as the step (an hour, say), every caller that signs
+    with the node's own time, and the memory is what really tells a replay; a signature the
+    previous run accepted is in the journal whatever the clocks say, since its expiry is in
+    timestamp terms (timestamp + window), not in the clock's. What is left: a signature lost
+    from the journal by a power loss, replayed on a clock stepped back across the reboot."""
 
     def __init__(
         self,
@@ -95,7 +180,8 @@ class Authenticator:
         self._clock = clock
         self._window_s = window_s
         self._seen = signatures if signatures is not None else SignatureMemory(window_s)
-        self._not_before = not_before
+        bounds = (*([] if not_before is None else [not_before]), *self._seen.bounds)
+        self._bounds = tuple(sorted(set(bounds)))
         # Derived values, so neither the cookie nor the page ever holds the token itself.
         self._session = self._derive(b"dashboard-session")
         self._csrf = self._derive(b"dashboard-csrf")
@@ -153,15 +239,11 @@ class Authenticator:
         now = self._clock()
         if abs(now - int(timestamp)) > self._window_s:
             raise unauthorized("expired_timestamp")
-        if (
-            self._not_before is not None
-            and int(timestamp) < int(self._not_before)
-            and now >= self._not_before
-        ):
-            # Possibly accepted by the previous process, whose memory is gone: never again.
-            # (Not while the clock is behind the start: it stepped back, and the node's own
-            # time is then "before its start"; its callers must still get in.)
-            raise unauthorized("signed_before_start")
+        for bound in self._bounds:
+            if int(timestamp) < int(bound) and now >= bound:
+                # Possibly accepted by a previous run, and possibly missing from the memory:
+                # never again. (Not while the clock is behind the bound: see the class doc.)
+                raise unauthorized("signed_before_start")
         scheme, _, hexdigest = signature.partition("=")
         if scheme != "sha256" or not hexdigest:
             raise unauthorized("malformed_signature")

@@ -1101,16 +1101,6 @@ def test_hmac_signature_replayed_after_a_restart_is_refused(tmp_path: Path) -> N
 
 @pytest.mark.slow
 @NEEDS_FAKETIME
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: the signature memory (adapters/web/auth.py SignatureMemory) dies with the "
-        "process, and the signed-before-start rule compares with the new run's own clock: when "
-        "the wall clock stepped back between two runs by more than the restart took, a request "
-        "accepted by the first run is dated after the second run's start, inside the window, "
-        "and accepted again"
-    ),
-)
 def test_hmac_replay_after_a_restart_with_the_clock_stepped_back(tmp_path: Path) -> None:
     config, state = _single(tmp_path)
     offset = tmp_path / "faketime-offset"
@@ -1212,15 +1202,6 @@ def _crash_before_the_automatic_rollback(config: Path, state: Path, body: dict[s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: PatchFlow.load() (actors/patch_flow.py) does not finish what a crash interrupted "
-        "after PatchApplied: a patch whose tests failed with rollback_on_failure, killed before "
-        "its automatic PatchRolledBack, stays applied ('failed') for ever with the failing "
-        "change on disk (and one killed during its tests stays applied with tests 'running')"
-    ),
-)
 def test_failed_tests_killed_before_the_rollback_roll_back_on_restart(tmp_path: Path) -> None:
     config, state = _single(tmp_path, test_command=["false"])
     node = GhostNode(tmp_path, config, state)  # a first run: the store, its baseline
