@@ -10,16 +10,21 @@ tested without actors.
              -> PatchApplying -> atomic transaction, whose commit is PatchApplied
              -> TestsStarted -> TestsFinished -> [failed + rollback_on_failure: PatchRolledBack]
 
-Durability, and what it costs (one fsync each): PatchReceived is appended without forcing it
-to disk, because a durable event of the same patch always follows before anyone is answered.
-PatchApplying is the transaction's journal: it names every file's before and after sha256 and
-is committed together with both contents as blobs, so no journal file is needed. PatchApplied
-is the commit point (see adapters/workspace/transaction.py).
+Durability, and what it costs (an fsync each). An apply makes exactly one SQLite commit
+durable, PatchApplying, plus the files' own fsyncs, as the benchmark's floor does:
+- PatchReceived is appended without forcing it to disk: a durable event of the same patch
+  always follows before anyone is answered.
+- PatchApplying is the transaction's journal: it names every file's before and after sha256
+  and is committed with both contents as blobs, so no journal file is needed.
+- The commit point is the last rename (and its directory fsync), not PatchApplied: recovery
+  rolls an apply forward when every file holds its after side, back otherwise. So
+  PatchApplied need not be forced to disk either; if a power loss takes it, the next start
+  records the same fact as PatchRecovered (applied), and the answer already given stays true.
 
-A crash anywhere is resolved at the next start by `load()` (PatchRecovered): an apply that
-has PatchApplying but no PatchApplied is put back to every file's before content; a rollback
-is resolved from its journal file; a patch whose tests failed (or were cut short) is rolled
-back if its automatic rollback was due and had not happened.
+A crash anywhere is resolved at the next start by `load()` (PatchRecovered): an apply with
+PatchApplying but no PatchApplied is completed or put back as above; a rollback is resolved
+from its journal file; a patch whose tests failed (or were cut short) is rolled back if its
+automatic rollback was due and had not happened.
 """
 
 from __future__ import annotations
@@ -180,14 +185,17 @@ class PatchFlow:
         self._trim()
 
     def _recover_apply(self, pid: str) -> None:
-        """A crash between PatchApplying and PatchApplied: not committed, so every file goes
-        back to its before content (PatchApplying is the journal, its blobs the backups)."""
+        """A crash between PatchApplying and PatchApplied (or a power loss that took an
+        unforced PatchApplied): if every rename happened, the patch is complete (applied);
+        otherwise every file goes back to its before content. PatchApplying is the journal,
+        its blobs the backups; files edited since are kept as they are."""
         applying = [
             e
             for e in self.store.read_stream(patch_stream(pid))
             if e.type == EventType.PATCH_APPLYING
         ]
-        recorded = applying[-1].data.get("changes") if applying else None
+        journal = applying[-1].data if applying else {}
+        recorded = journal.get("changes")
         if recorded is None:
             return  # recorded by an older version, whose journal file recover() resolved
         changes = [
@@ -198,8 +206,9 @@ class PatchFlow:
             )
             for c in recorded
         ]
-        recovery = self.transactions.resolve(pid, changes, forward=False)
-        self._recovered(pid, recovery.outcome, recovery.kept)
+        forward = self.transactions.holds_after(changes)
+        recovery = self.transactions.resolve(pid, changes, forward=forward)
+        self._recovered(pid, recovery.outcome, recovery.kept, applying=journal)
 
     def _finish_tests(self, pid: str) -> None:
         """What a crash cut short after PatchApplied: tests that were running are recorded as
@@ -246,8 +255,15 @@ class PatchFlow:
         )
 
     def _recovered(
-        self, txn_id: str, outcome: str, kept: tuple[str, ...] = (), was: str | None = None
+        self,
+        txn_id: str,
+        outcome: str,
+        kept: tuple[str, ...] = (),
+        was: str | None = None,
+        applying: Mapping[str, Any] | None = None,
     ) -> None:
+        """`applying`: the PatchApplying data of an apply resolved from it, whose changes and
+        diff a completed recovery carries (no PatchApplied ever named them)."""
         pid, kind = _split_txn(txn_id)
         if outcome == "applied":
             message = "the node stopped during this change; it was completed"
@@ -261,19 +277,20 @@ class PatchFlow:
                 "the node stopped during this change; every file was restored, nothing changed"
             )
         view = self._lookup(pid)
-        self._record(
-            pid,
-            EventType.PATCH_RECOVERED,
-            {
-                "patch_id": pid,
-                "txn_id": txn_id,
-                "kind": kind,
-                "outcome": outcome,
-                "message": message,
-                "changes": list(view.changes) if view else [],
-                "kept_edited": list(kept),
-            },
-        )
+        data: dict[str, Any] = {
+            "patch_id": pid,
+            "txn_id": txn_id,
+            "kind": kind,
+            "outcome": outcome,
+            "message": message,
+            "changes": list(view.changes) if view else [],
+            "kept_edited": list(kept),
+        }
+        if applying is not None:
+            data["changes"] = list(applying.get("changes") or [])
+            if applying.get("diff_blob"):
+                data["diff_blob"] = applying["diff_blob"]
+        self._record(pid, EventType.PATCH_RECOVERED, data)
         log.warning("patch %s: %s (%s)", pid, message, kind)
 
     # --- commands ----------------------------------------------------------------------------
@@ -428,7 +445,13 @@ class PatchFlow:
             EventType.PATCH_APPLYING,
             # The transaction's journal: its changes, and as blobs the contents of both sides,
             # durable before any file is touched (see _recover_apply).
-            {"patch_id": pid, "txn_id": pid, "files": files, "changes": changes_json},
+            {
+                "patch_id": pid,
+                "txn_id": pid,
+                "files": files,
+                "changes": changes_json,
+                "diff_blob": diff_blob,
+            },
             blobs=[diff_bytes, *(b for c in changes for b in (c.before, c.after) if b is not None)],
         )
         if self.expect_writes is not None:
@@ -444,7 +467,8 @@ class PatchFlow:
             self.transactions.apply(
                 pid,
                 changes,
-                lambda: self._record(pid, EventType.PATCH_APPLIED, applied),
+                # Not forced to disk: the renames were the commit point (module doc).
+                lambda: self._record(pid, EventType.PATCH_APPLIED, applied, durable=False),
                 journal=False,
             )
         except FileChangedError as exc:

@@ -11,9 +11,11 @@ The order of one transaction, and why:
    checked to still hold exactly its before content (a file changed on disk since the patch
    was checked aborts the whole transaction, nothing written);
 4. temps are renamed over their targets (deletions unlinked) and each directory fsynced;
-5. `commit()` runs: the caller appends its durable "applied" event there. That event is the
-   commit point: recovery rolls a journaled transaction forward only if it was committed, and
-   back to every before content otherwise;
+5. `commit()` runs: the caller appends its "applied" event there. With a journal file that
+   event is the commit point: recovery rolls the transaction forward only if it was
+   committed, and back to every before content otherwise. A caller journaling in its own
+   events (`journal=False`) may instead take the renames as the commit point (PatchFlow
+   does: all files at their after side roll forward, see its `_recover_apply`);
 6. the journal is removed.
 
 Paths are walked with directory descriptors and O_NOFOLLOW (see dirfd.py), so a symlink swapped
@@ -196,6 +198,19 @@ class FileTransactions:
             tuple(c.path for c in changes),
             kept,
         )
+
+    def holds_after(self, changes: Sequence[FileChange]) -> bool:
+        """Whether every file already holds its after side: every rename of the transaction
+        happened (a crash came after them)."""
+        for change in changes:
+            try:
+                with dirfd.open_parent(self.root, change.path) as (fd, name):
+                    current = dirfd.read_at(fd, name)
+            except FileNotFoundError:
+                current = None
+            if current != change.after:
+                return False
+        return True
 
     def _restore(
         self,

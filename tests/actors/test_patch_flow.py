@@ -336,13 +336,15 @@ flow.submit(command_from_body({"patch": patch, "run_tests": False}, "main"))
 
 
 @pytest.mark.parametrize("where", ["before_applied", "mid_rename"])
-def test_a_process_dying_inside_the_transaction_is_put_back_on_load(
+def test_a_process_dying_inside_the_transaction_is_resolved_on_load(
     ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path, where: str
 ) -> None:
-    """PatchApplying is the journal: a process that dies after it (files written, partly or
-    wholly, PatchApplied missing) leaves every file at its before content after the next
-    load, with PatchRecovered, and no temp file behind."""
+    """PatchApplying is the journal and the last rename the commit point: a process that dies
+    with every file renamed but PatchApplied missing is completed on the next load; one that
+    dies between two renames is put back to every before content. PatchRecovered either way,
+    and no temp file behind."""
     before = {name: (ws.path / name).read_bytes() for name in ("app.py", "lib.py")}
+    after = {"app.py": b"x = 10\ny = 2\n", "lib.py": b"def f():\n    return 10\n"}
     patch = (
         "*** Begin Patch\n*** Update File: app.py\n@@\n-x = 1\n+x = 10\n"
         "*** Update File: lib.py\n@@\n-    return 1\n+    return 10\n*** End Patch\n"
@@ -363,15 +365,20 @@ def test_a_process_dying_inside_the_transaction_is_put_back_on_load(
         timeout=60,
     )
     assert died.returncode == 9, died.stderr
-    if where == "before_applied":
-        assert (ws.path / "app.py").read_text() == "x = 10\ny = 2\n"  # it did get that far
     flow = make_flow(ws, store, tmp_path)
     [view] = flow.patches.values()
-    assert view.status == "failed"
-    assert view.error is not None
-    assert view.error["code"] == "interrupted"
     assert types(store, view.patch_id)[-2:] == ["PatchApplying", "PatchRecovered"]
-    assert {name: (ws.path / name).read_bytes() for name in before} == before
+    if where == "before_applied":
+        assert view.status == "applied"
+        assert {c["path"] for c in view.changes} == set(after)
+        assert {name: (ws.path / name).read_bytes() for name in after} == after
+        flow.rollback(view.patch_id, by="op")  # a completed recovery is a patch like any
+        assert {name: (ws.path / name).read_bytes() for name in before} == before
+    else:
+        assert view.status == "failed"
+        assert view.error is not None
+        assert view.error["code"] == "interrupted"
+        assert {name: (ws.path / name).read_bytes() for name in before} == before
     assert not [p.name for p in ws.path.iterdir() if p.name.startswith(".")]
     count = len(store.read_all())
     make_flow(ws, store, tmp_path)  # settled: loading again records nothing
