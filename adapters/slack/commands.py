@@ -63,18 +63,32 @@ def _signature_verifier(signing_secret: str, now: Callable[[], float]) -> Signat
     return SignatureVerifier(signing_secret, clock=CallableClock())
 
 
+# Remembers an accepted signature (with the timestamp it was signed at); raises
+# SlackRequestRejected when it was seen before (or cannot be remembered).
+RememberSignature = Callable[[str, float], None]
+
+
 class SlashCommandVerifier:
     """Slack's v0 HMAC over "v0:<timestamp>:<body>", a `window_s` freshness window, and a
-    memory of signatures seen within the window so a captured request cannot be replayed."""
+    memory of signatures seen within the window so a captured request cannot be replayed.
+
+    `remember`: where accepted signatures go. The node passes its persistent signature memory
+    (the one HMAC webhook calls use), so that neither a restart of the web actor nor of the
+    node forgets them; by default an in-process memory."""
 
     def __init__(
-        self, signing_secret: str, clock: Callable[[], float] = time.time, window_s: float = 300
+        self,
+        signing_secret: str,
+        clock: Callable[[], float] = time.time,
+        window_s: float = 300,
+        remember: RememberSignature | None = None,
     ) -> None:
         self._clock = clock
         self._window_s = window_s
         self._verifier = _signature_verifier(signing_secret, clock)
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()  # the web layer may verify from several threads
+        self._remember = remember or self._remember_in_process
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> None:
         """Return if the request is Slack's and fresh, else raise SlackRequestRejected(401)."""
@@ -92,11 +106,16 @@ class SlashCommandVerifier:
             raise SlackRequestRejected(401, "Slack timestamp outside the allowed window")
         if not self._verifier.is_valid(body, timestamp, signature):
             raise SlackRequestRejected(401, "bad Slack signature")
+        self._remember(signature, float(sent_at))
+
+    def _remember_in_process(self, signature: str, sent_at: float) -> None:
+        # Kept until the signature's own timestamp leaves the window (it may be ahead of us).
+        now = self._clock()
         with self._lock:
             self._seen = {s: t for s, t in self._seen.items() if now - t <= self._window_s}
             if signature in self._seen:
                 raise SlackRequestRejected(401, "replayed Slack request")
-            self._seen[signature] = now
+            self._seen[signature] = max(now, sent_at)
 
 
 def parse_command(body: bytes) -> SlashCommand:

@@ -5,11 +5,14 @@ slow ones with an acknowledgement now and the result through response_url."""
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
 
 from adapters.slack.commands import (
+    RememberSignature,
     SlackRequestRejected,
     SlashCommandVerifier,
     parse_command,
@@ -17,6 +20,7 @@ from adapters.slack.commands import (
 )
 from adapters.slack.replies import SLOW_SUBCOMMANDS, ack_reply, answer, check
 from adapters.web.app import WebApp
+from adapters.web.auth import SignatureMemory
 from adapters.web.control import ServiceControl
 from adapters.web.errors import ApiError
 from adapters.web.http import ApiRequest, ApiResponse
@@ -31,9 +35,26 @@ def _verifier(app: WebApp) -> SlashCommandVerifier | None:
         return None
     verifier = app.caches.get("slack_verifier")
     if not isinstance(verifier, SlashCommandVerifier):
-        verifier = SlashCommandVerifier(secret)
+        # The node's signature memory, journaled: outlives this actor and the process.
+        verifier = SlashCommandVerifier(secret, remember=remembering_in(app.services.signatures))
         app.caches["slack_verifier"] = verifier
     return verifier
+
+
+def remembering_in(
+    signatures: SignatureMemory, clock: Callable[[], float] = time.time
+) -> RememberSignature:
+    """Slack signatures kept in the node's signature memory (prefixed: never confused with an
+    HMAC signature), its refusals as SlackRequestRejected."""
+
+    def remember(signature: str, sent_at: float) -> None:
+        try:
+            signatures.remember(f"slack:{signature}", clock(), sent_at)
+        except ApiError as exc:
+            reason = "replayed Slack request" if exc.status == 401 else exc.message
+            raise SlackRequestRejected(exc.status, reason) from None
+
+    return remember
 
 
 def post_command(app: WebApp, req: ApiRequest) -> ApiResponse | Deferred[ApiResponse]:
@@ -45,8 +66,11 @@ def post_command(app: WebApp, req: ApiRequest) -> ApiResponse | Deferred[ApiResp
         command = parse_command(req.body)
     except SlackRequestRejected as exc:
         log.info("slash command refused: %s", exc.reason)
-        code = "unauthorized" if exc.status == 401 else "invalid"
-        raise ApiError(exc.status, code, "not a valid Slack slash command") from None
+        code = {401: "unauthorized", 503: "busy"}.get(exc.status, "invalid")
+        message = "not a valid Slack slash command"
+        if exc.status == 503:
+            message = "cannot take slash commands right now; try again"
+        raise ApiError(exc.status, code, message) from None
     control = ServiceControl(app.services, app.index)
     if command.sub in SLOW_SUBCOMMANDS and check(command) is None:
 

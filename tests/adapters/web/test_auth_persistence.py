@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 
 import adapters.web.signature_journal as journal_module
+from adapters.slack.commands import SlackRequestRejected, SlashCommandVerifier
 from adapters.web.auth import Authenticator, SignatureMemory, sign
 from adapters.web.errors import ApiError
+from adapters.web.routes.slack import remembering_in
 from adapters.web.signature_journal import SignatureJournal, signature_digest
+from tests.adapters.slack.test_commands import NOW, SECRET, form, signed
 
 ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_700_000_000.0
@@ -329,3 +332,27 @@ def test_the_previous_runs_bounds_apply_once_the_clock_reaches_them(path: Path) 
         second.authenticate("GET", signed(T0 + 30), {}, b"")
     assert reason(before) == "signed_before_start"
     assert second.authenticate("GET", signed(T0 + 45), {}, b"").how == "hmac"
+
+
+def test_slack_signatures_are_kept_in_the_node_memory_across_restarts(tmp_path: Path) -> None:
+    """A slash command replayed after the node (or its web actor) restarted is refused: its
+    signature went to the node's journaled memory, not the verifier's own."""
+    path = tmp_path / "signatures"
+    now = [float(NOW)]
+    body = form("rollback p1")
+    headers = signed(body)
+    first_run = SignatureMemory.persistent(path, 300, started=now[0], now=now[0])
+    SlashCommandVerifier(
+        SECRET, clock=lambda: now[0], remember=remembering_in(first_run, lambda: now[0])
+    ).verify(body, headers)
+    first_run.close()
+    now[0] += 30
+    second_run = SignatureMemory.persistent(path, 300, started=now[0], now=now[0])
+    verifier = SlashCommandVerifier(
+        SECRET, clock=lambda: now[0], remember=remembering_in(second_run, lambda: now[0])
+    )
+    with pytest.raises(SlackRequestRejected) as refused:
+        verifier.verify(body, headers)
+    assert refused.value.status == 401
+    assert "replayed" in refused.value.reason
+    second_run.close()
