@@ -30,13 +30,12 @@ from twisted.internet import reactor as _reactor
 
 from actors.chaos import ChaosMode
 from actors.edge import edge_checks, notifier_spec, service_specs, tunnel_specs, watcher_specs
-from actors.errors import ChildUnavailableError
 from actors.messages import AddCheck, GaveUp
 from actors.patch_actor import PatchActor, PatchService
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree
-from actors.watcher import ExpectWrites
+from actors.watcher import expect_writes
 from actors.webhook import Binding, WebhookActor, web_config
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
@@ -67,14 +66,12 @@ def _watchdog_ping() -> None:
 
 
 def _expect_writes(watcher: ChildSpec, paths_to_sha: Mapping[str, str | None], source: str) -> None:
-    """PatchFlow -> WatcherActor, just before it writes: a tell (never blocks; buffered while
-    the watcher restarts), so the watcher reports those writes as `patch:<id>`. Attribution
-    is best effort: a watcher that is down must never fail a patch (its writes are then
-    reported as `external` by the next rescan)."""
-    try:
-        watcher.handle.tell(ExpectWrites(paths_to_sha, source))
-    except ChildUnavailableError as exc:
-        log.warning("%s: writes of %s go unattributed", exc, source)
+    """PatchFlow -> the workspace's watcher, just before it writes, so that the watcher reports
+    those writes as `patch:<id>`. Registered synchronously in the watcher's thread-safe
+    expectations (not a tell that could wait in its mailbox behind batches while its flusher
+    already reports the write as `external`), and kept across the watcher's restarts.
+    Attribution is best effort: a watcher that is down never fails nor blocks a patch."""
+    expect_writes(watcher.handle, paths_to_sha, source)
 
 
 def version() -> str:
@@ -233,6 +230,7 @@ class Node:
             watchers={name: spec.handle for name, spec in watchers.items()},
             tunnels={spec.name.removeprefix("tunnel."): spec.handle for spec in tunnels},
             services={spec.name.removeprefix("service."): spec.handle for spec in services},
+            signatures_path=self.state.signatures_path,
         )
         webhook = ChildSpec(
             "webhook",

@@ -3,8 +3,16 @@
 The workspace's file state is event-sourced: setup() folds the FilesChanged events of
 `workspace-<name>` into path -> sha256 and starts the Watcher with it, so the start rescan
 reports whatever changed while the node (or this actor) was down. The patch engine's own writes
-are seen like any other and attributed to it through ExpectWrites (source `patch:<id>`), which
-is why PatchApplied/PatchRolledBack need not be folded here.
+are seen like any other and attributed to it (source `patch:<id>`), which is why
+PatchApplied/PatchRolledBack need not be folded here.
+
+Attribution does not go through the mailbox: the patch engine announces its writes with
+`expect_writes(handle, ...)`, which adds them to the workspace's `WriteExpectations` at once, in
+the patch engine's thread, before it writes. A told ExpectWrites could wait behind batches still
+being recorded while the flusher thread already reported the write as `external`
+(RELIABILITY.md O4). That object is shared by every incarnation of the workspace's WatcherActor
+and handed to each new Watcher, so announcements made while the actor restarts are not lost
+either: the new incarnation's start rescan attributes them.
 
 Threads: the Watcher's flusher thread calls `_on_batch`/`_on_warning`, which only tell this
 actor; the actor thread appends. FilesChanged goes through `store.append` (synchronous), so a
@@ -16,13 +24,15 @@ state and is reported again by the next start's rescan.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pykka import ActorDeadError
+from pykka import ActorDeadError, ActorRef
 
 from actors.base import GhostActor
 from actors.errors import ChildUnavailableError
@@ -30,6 +40,7 @@ from actors.handle import ChildHandle
 from actors.recorder import EventRecorder
 from adapters.config import WorkspaceConfig
 from adapters.watching import ChangeBatch, PathFilter, Watcher
+from adapters.watching.expectations import Expectations
 from eventstore.catalogue import EventType, workspace_stream
 from eventstore.events import NewEvent
 from eventstore.protocol import EventStore
@@ -45,7 +56,9 @@ _READ_PAGE = 1000
 @dataclass(frozen=True, slots=True)
 class ExpectWrites:
     """Tell before writing: changes to these paths with these resulting sha256 (None for a
-    deletion) are reported with `source` (e.g. "patch:<id>") instead of "external"."""
+    deletion) are reported with `source` (e.g. "patch:<id>") instead of "external".
+    Prefer `expect_writes()`, which does not wait in the mailbox; this message is its fallback
+    before the watcher first ran."""
 
     paths_to_sha: Mapping[str, str | None]
     source: str
@@ -98,16 +111,83 @@ def known_state(store: EventStore, workspace: str) -> dict[str, str] | None:
     return known if seen else None
 
 
+# --- announcing writes, synchronously ----------------------------------------------------------
+class WriteExpectations:
+    """The announced writes of one workspace: thread-safe, never blocking on an actor, and the
+    same object for every incarnation of the workspace's WatcherActor (each hands it to its
+    Watcher), so an announcement lands in whichever Watcher is live, or waits (until its TTL)
+    for the next one's start rescan."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.expectations = Expectations()  # what the Watcher claims from
+        self.clock = clock  # the Watcher's clock too: expiry times are compared with it
+
+    def expect(
+        self, paths_to_sha: Mapping[str, str | None], source: str, ttl_s: float = 5.0
+    ) -> None:
+        now = self.clock()
+        # Purged here too: while no watcher runs, nothing else would.
+        self.expectations.purge(now)
+        self.expectations.add(dict(paths_to_sha), source, now + ttl_s)
+
+
+_shared_lock = threading.Lock()
+# Per workspace (name, root), for as long as an incarnation or an announcer holds it.
+_by_workspace: weakref.WeakValueDictionary[tuple[str, str], WriteExpectations] = (
+    weakref.WeakValueDictionary()
+)
+# The running incarnations' refs, which is how an announcer holding only a ChildHandle finds
+# its workspace's object the first time; then it keeps it (it outlives restarts).
+_by_ref: weakref.WeakKeyDictionary[ActorRef[Any], WriteExpectations] = weakref.WeakKeyDictionary()
+_by_handle: weakref.WeakKeyDictionary[ChildHandle, WriteExpectations] = weakref.WeakKeyDictionary()
+
+
+def workspace_expectations(workspace: WorkspaceConfig) -> WriteExpectations:
+    """The WriteExpectations of this workspace, shared by all its WatcherActors."""
+    key = (workspace.name, str(workspace.path))
+    with _shared_lock:
+        found = _by_workspace.get(key)
+        if found is None:
+            found = _by_workspace[key] = WriteExpectations()
+        return found
+
+
+def expectations_of(handle: ChildHandle) -> WriteExpectations | None:
+    """The WriteExpectations behind a WatcherActor's handle; None until it first ran."""
+    with _shared_lock:
+        found = _by_handle.get(handle)
+        if found is not None:
+            return found
+    ref = handle.ref
+    if ref is None:
+        return None
+    with _shared_lock:
+        found = _by_ref.get(ref)
+        if found is not None:
+            _by_handle[handle] = found
+        return found
+
+
+def expect_writes(handle: ChildHandle, paths_to_sha: Mapping[str, str | None], source: str) -> None:
+    """Announce writes about to be made in the workspace of the WatcherActor behind `handle`:
+    registered before returning (no mailbox), so the watcher attributes them to `source`
+    however busy its actor is. Never fails and never blocks on the watcher: a watcher that is
+    down gets them at its next start (within the TTL), or they are reported as external."""
+    shared = expectations_of(handle)
+    if shared is not None:
+        shared.expect(paths_to_sha, source)
+        return
+    try:  # not running yet: the next incarnation gets it after its setup
+        handle.tell(ExpectWrites(dict(paths_to_sha), source))
+    except ChildUnavailableError:
+        log.warning("watcher %s unavailable: writes of %s not attributed", handle.name, source)
+
+
 def expect_writes_via(handle: ChildHandle) -> Callable[[Mapping[str, str | None], str], None]:
-    """The `expect_writes` callable for PatchActor/PatchFlow: tells the watcher through its
-    handle. A watcher that is down must not fail a patch: its writes are then reported as
-    external (or by the next rescan), which is only a worse attribution."""
+    """The `expect_writes` callable for PatchActor/PatchFlow (see expect_writes)."""
 
     def expect(paths_to_sha: Mapping[str, str | None], source: str) -> None:
-        try:
-            handle.tell(ExpectWrites(dict(paths_to_sha), source))
-        except ChildUnavailableError:
-            log.warning("watcher %s unavailable: writes of %s not attributed", handle.name, source)
+        expect_writes(handle, paths_to_sha, source)
 
     return expect
 
@@ -131,7 +211,9 @@ class WatcherActor(GhostActor):
         debounce_s: float = 0.2,
         *,
         polling: bool | None = None,
+        expectations: WriteExpectations | None = None,
     ) -> None:
+        """`expectations`: by default the workspace's shared one (workspace_expectations)."""
         super().__init__(f"watcher.{workspace.name}")
         self.workspace = workspace
         self.store = store
@@ -142,6 +224,11 @@ class WatcherActor(GhostActor):
         self._watcher: Watcher | None = None
         self._baseline = False  # no history: the start rescan records every file
         self._info = _Info()
+        self.expectations = (
+            expectations if expectations is not None else workspace_expectations(workspace)
+        )
+        with _shared_lock:
+            _by_ref[self.actor_ref] = self.expectations
 
     # --- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -163,7 +250,9 @@ class WatcherActor(GhostActor):
             self._on_batch,
             debounce_s=self.debounce_s,
             polling=self.polling,
+            clock=self.expectations.clock,
             on_warning=self._on_warning,
+            expectations=self.expectations.expectations,
         )
         # Not waiting for the first rescan: hashing a large tree may outlast the supervisor's
         # start timeout, and its batches arrive as messages anyway.
@@ -182,8 +271,7 @@ class WatcherActor(GhostActor):
             case _Warning(message=text):
                 self._record_warning(text)
             case ExpectWrites(paths_to_sha=paths, source=source, ttl_s=ttl):
-                if self._watcher is not None:
-                    self._watcher.expect(paths, source, ttl)
+                self.expectations.expect(paths, source, ttl)
             case GetWatchInfo():
                 return self._watch_info()
             case _:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 from watchdog.utils import UnsupportedLibcError
@@ -63,7 +63,7 @@ def start_observer(
             limit_errors.append(exc)
 
     try:
-        observer, kind = _native_observer(on_lost_events, limit_hook)
+        observer, kind = _native_observer(on_lost_events, limit_hook, handler.dispatch)
     except OSError as exc:
         if polling is False:
             raise
@@ -126,14 +126,16 @@ def _fallback(
 
 
 def _native_observer(
-    on_lost_events: Callable[[], None], on_limit: Callable[[OSError], None]
+    on_lost_events: Callable[[], None],
+    on_limit: Callable[[OSError], None],
+    deliver: Callable[[FileSystemEvent], None],
 ) -> tuple[BaseObserver | None, ObserverKind]:
     if sys.platform.startswith("linux"):
         try:
             from adapters.watching.inotify import HookedInotifyObserver
         except (ImportError, UnsupportedLibcError):
             return None, "inotify"
-        return HookedInotifyObserver(on_lost_events, on_limit), "inotify"
+        return HookedInotifyObserver(on_lost_events, on_limit, deliver=deliver), "inotify"
     from watchdog.observers import Observer
     from watchdog.observers.polling import PollingObserver
 

@@ -53,6 +53,10 @@ class Pending:
     def storming(self) -> bool:
         return self._storm_start is not None
 
+    def tracks(self, rel: str) -> bool:
+        """Is this file pending right now? (A dict lookup: safe to ask without the lock.)"""
+        return rel in self._files
+
     def note(self, rel: str, now: float, *, is_dir: bool = False) -> bool:
         """Record an event; True if nothing was waiting before (the flusher must be woken to
         learn its new deadline)."""

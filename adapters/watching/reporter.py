@@ -23,6 +23,10 @@ from adapters.watching.pending import Due
 log = logging.getLogger(__name__)
 
 
+def _path(change: Change) -> str:
+    return change.path
+
+
 class Reporter:
     def __init__(
         self,
@@ -62,16 +66,25 @@ class Reporter:
                     if len(paths) > self._max_paths:  # a huge tree moved in: stay bounded
                         self.reconcile(report=True, overflow=len(paths))
                         return
-        changes: list[Change] = []
+        # Grouped by directory: each one is opened (walked with O_NOFOLLOW) once, not once
+        # per file. Sorted paths keep the batches in path order.
+        by_dir: dict[str, list[str]] = {}
         for rel in sorted(paths):
-            try:
-                sha, sig = state.read(self.root, rel)
-            except state.Unreadable as exc:
-                log.warning("watcher %s: %s (keeping its last known state)", self.root, exc)
-                continue
-            change = self.known.record(rel, sha, sig)
-            if change is not None:
-                changes.append(change)
+            rel_dir, _, name = rel.rpartition("/")
+            by_dir.setdefault(rel_dir, []).append(name)
+        changes: list[Change] = []
+        record = self.known.record
+        for rel_dir, names in by_dir.items():
+            prefix = rel_dir + "/" if rel_dir else ""
+            for name, result in state.read_in_dir(self.root, rel_dir, names):
+                if isinstance(result, state.Unreadable):
+                    log.warning("watcher %s: %s (keeping its last known state)", self.root, result)
+                    continue
+                change = record(prefix + name, *result)
+                if change is not None:
+                    changes.append(change)
+        if len(by_dir) > 1:
+            changes.sort(key=_path)
         self._emit(changes, EXTERNAL, overflow=0)
 
     def reconcile(self, *, report: bool, overflow: int) -> None:

@@ -86,11 +86,14 @@ class Watcher:
         max_delay_s: float | None = None,
         storm_interval_s: float = 5.0,
         batch_limit: int = MAX_BATCH,
+        expectations: Expectations | None = None,
     ) -> None:
         """`polling`: None = inotify, falling back to polling when it is unavailable or out of
         watches (with a warning); True = polling only; False = native only.
         `max_delay_s` (default max(1 s, 5 x debounce)) bounds how long constant activity can
-        hold a batch back; `storm_interval_s` how long a storm can hold back its rescan."""
+        hold a batch back; `storm_interval_s` how long a storm can hold back its rescan.
+        `expectations`: announced writes shared with others (e.g. every incarnation of an
+        actor) instead of this watcher's own; their expiry times are on `clock`."""
         self.root = Path(os.path.realpath(root))  # inotify watches what it is given, links too
         self._root_str = str(self.root)
         self._root_prefix = self._root_str + os.sep
@@ -101,7 +104,7 @@ class Watcher:
         self._clock = clock
         delay = max_delay_s if max_delay_s is not None else max(1.0, 5 * debounce_s)
         self._pending = Pending(debounce_s, delay, max_pending, storm_interval_s)
-        self._expect = Expectations()
+        self._expect = expectations if expectations is not None else Expectations()
         self._reporter = Reporter(
             self.root,
             self._filter,
@@ -232,41 +235,57 @@ class Watcher:
     # -- observer threads: record and return -------------------------------------------
 
     def _on_event(self, event: FileSystemEvent) -> None:
+        # The hot path of a burst (about three events per file written): kept lean.
         kind = event.event_type
-        if kind in _IGNORED_EVENTS or (event.is_directory and kind == "modified"):
+        if kind in _IGNORED_EVENTS:
+            return
+        is_dir = event.is_directory
+        if is_dir and kind == "modified":
             return
         if kind == "moved":
             # Each side on its own: an atomic save moves an excluded temp over a watched file.
-            both = (self._note_for(event.src_path, event), self._note_for(event.dest_path, event))
-            notes = [n for n in both if n is not None]
-        else:
-            note = self._note_for(event.src_path, event)
-            if note is None:
+            sides = (self._relative(event.src_path), self._relative(event.dest_path))
+            notes = [side for side in sides if side is not None and self._tracked(side, is_dir)]
+            if not notes:
                 return
-            notes = [note]
-        if not notes:
+            now = self._clock()
+            with self._lock:
+                wake = False
+                for note in notes:
+                    wake |= self._pending.note(note, now, is_dir=is_dir)
+                if wake:
+                    self._wake.notify()
+            return
+        rel = self._relative(event.src_path)
+        if rel is None:
+            if kind == "deleted" and self._is_root(event.src_path):
+                self._queue_warning("the workspace root was deleted: nothing is watched now")
+            return
+        if not self._tracked(rel, is_dir):
             return
         now = self._clock()
         with self._lock:
-            wake = False
-            for rel, is_dir in notes:
-                wake |= self._pending.note(rel, now, is_dir=is_dir)
-            if wake:
+            if self._pending.note(rel, now, is_dir=is_dir):
                 self._wake.notify()
 
-    def _note_for(self, raw: bytes | str, event: FileSystemEvent) -> tuple[str, bool] | None:
-        """(relative path, is a directory) if this event path is one to track."""
+    def _relative(self, raw: bytes | str) -> str | None:
+        """The workspace-relative path of an event path, None outside the root (or the root)."""
         path = raw if isinstance(raw, str) else os.fsdecode(raw)
         if not path.startswith(self._root_prefix):
-            if path == self._root_str and event.event_type == "deleted":
-                self._queue_warning("the workspace root was deleted: nothing is watched now")
             return None
         rel = path[len(self._root_prefix) :]
-        if os.sep != "/":
-            rel = rel.replace(os.sep, "/")
-        if event.is_directory:
-            return None if self._filter.dir_excluded(rel) else (rel, True)
-        return (rel, False) if self._filter.file_matches(rel) else None
+        return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+    def _is_root(self, raw: bytes | str) -> bool:
+        return (raw if isinstance(raw, str) else os.fsdecode(raw)) == self._root_str
+
+    def _tracked(self, rel: str, is_dir: bool) -> bool:
+        """Is this path one to track? A file already pending matched when it was noted (the
+        patterns never change), so only its first event pays for the pattern match. Read
+        without the lock on purpose: a stale answer only means matching once more."""
+        if is_dir:
+            return not self._filter.dir_excluded(rel)
+        return self._pending.tracks(rel) or self._filter.file_matches(rel)
 
     def _on_lost_events(self) -> None:
         with self._lock:

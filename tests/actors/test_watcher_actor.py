@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from actors.edge import watcher_specs
+from actors.handle import ChildHandle
+from actors.node import _expect_writes
 from actors.recorder import StoreRecorder
+from actors.spec import ChildSpec
+from actors.states import ActorState
 from actors.supervisor import Supervisor
-from actors.watcher import ExpectWrites, GetWatchInfo, expect_writes_via, known_state
+from actors.watcher import (
+    ExpectWrites,
+    GetWatchInfo,
+    WatcherActor,
+    expect_writes,
+    expect_writes_via,
+    expectations_of,
+    known_state,
+    workspace_expectations,
+)
 from adapters.config import Config, WorkspaceConfig
+from adapters.watching import ChangeBatch
 from eventstore import RecordedEvent, SQLiteEventStore
+from eventstore.protocol import EventStore
 from tests.actors.support import wait_until
 
 STREAM = "workspace-main"
@@ -175,3 +192,118 @@ def test_a_supervised_restart_reconciles_from_the_store(
     assert wait_change(store, "late.py", "created")["source"] in ("rescan", "external")
     events = [c["path"] for e in changes(store) for c in e.data["paths"]]
     assert events.count("late.py") == 1
+
+
+# --- attribution does not wait in the mailbox (RELIABILITY.md O4) ---------------------------------
+class GatedStore:
+    """The real store, except that FilesChanged appends wait while the gate is closed: the
+    watcher actor's thread is then stuck recording a batch, with its mailbox filling up."""
+
+    def __init__(self, store: SQLiteEventStore) -> None:
+        self._store = store
+        self._open = threading.Event()
+        self._open.set()
+        self.blocked = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def append(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._open.is_set():
+            self.blocked.set()
+            self._open.wait(30)
+        return self._store.append(*args, **kwargs)
+
+    def close_gate(self) -> None:
+        self.blocked.clear()
+        self._open.clear()
+
+    def open_gate(self) -> None:
+        self._open.set()
+
+
+def test_announced_writes_are_attributed_while_the_actor_is_busy(
+    store: SQLiteEventStore, ws: WorkspaceConfig, start_supervisor: Callable[..., Supervisor]
+) -> None:
+    reported: list[ChangeBatch] = []
+
+    class Probe(WatcherActor):
+        def _on_batch(self, batch: ChangeBatch) -> None:  # the flusher thread
+            reported.append(batch)
+            super()._on_batch(batch)
+
+    gated = GatedStore(store)
+    recorder = StoreRecorder(store)
+    spec = ChildSpec(
+        "watcher.main", partial(Probe, ws, cast(EventStore, gated), recorder, debounce_s=0.05)
+    )
+    sup = start_supervisor("core", [spec], recorder=recorder)
+    try:
+        wait_until(lambda: info(sup)["ready"], what="first rescan")
+        info(sup)
+        gated.close_gate()
+        (ws.path / "README.md").write_text("# someone else\n")
+        wait_until(gated.blocked.is_set, what="the actor to be stuck recording a batch")
+
+        # What PatchFlow calls just before writing, then the write itself.
+        _expect_writes(spec, {"src/app.py": sha("x = 9\n")}, "patch:p9")
+        (ws.path / "src" / "app.py").write_text("x = 9\n")
+
+        def sources() -> list[str]:
+            return [b.source for b in reported for c in b.changes if c.sha256 == sha("x = 9\n")]
+
+        wait_until(sources, what="the flusher to report the write while the actor is stuck")
+        assert sources() == ["patch:p9"]
+    finally:
+        gated.open_gate()
+    assert wait_change(store, "src/app.py", "modified")["source"] == "patch:p9"
+    assert wait_change(store, "README.md", "modified")["source"] == "external"
+
+
+def test_announcements_reach_the_live_watcher_across_restarts(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    sup = run()
+    handle = sup.handle("watcher.main")
+    expect = expect_writes_via(handle)
+    shared = expectations_of(handle)
+    assert shared is workspace_expectations(ws)
+
+    ref = handle.ref
+    assert ref is not None
+    ref.stop(timeout=5)  # a normal exit: the permanent child is started again
+    wait_until(lambda: handle.restarts == 1 and handle.state == "running", what="restart")
+    info(sup)
+    assert expectations_of(handle) is shared  # the new incarnation's Watcher uses it too
+    expect({"src/app.py": sha("x = 7\n")}, "patch:p7")
+    (ws.path / "src" / "app.py").write_text("x = 7\n")
+    assert wait_change(store, "src/app.py", "modified")["source"] == "patch:p7"
+
+
+def test_writes_announced_while_the_watcher_is_down_go_to_its_next_start(
+    run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
+) -> None:
+    first = run()
+    handle = first.handle("watcher.main")
+    assert expectations_of(handle) is not None
+    first.actor_ref.stop(timeout=10)
+    assert handle.state == "stopped"
+
+    # Down, not coming back under this handle: announcing neither fails nor blocks...
+    started = time.monotonic()
+    expect_writes(handle, {"src/app.py": sha("x = 8\n")}, "patch:p8")
+    assert time.monotonic() - started < 1
+    (ws.path / "src" / "app.py").write_text("x = 8\n")
+    # ...and the next watcher of the workspace attributes the write in its start rescan.
+    run()
+    found = wait_change(store, "src/app.py", "modified")
+    assert (found["source"], found.get("initial")) == ("patch:p8", True)
+
+
+def test_announcing_to_a_watcher_that_never_ran_never_fails() -> None:
+    handle = ChildHandle("watcher.gone")
+    owner = object()
+    handle.claim(owner)
+    handle.update(owner, ActorState.FATAL)
+    expect_writes(handle, {"a.py": None}, "patch:p1")  # logged, not raised
+    assert expectations_of(handle) is None

@@ -4,6 +4,7 @@ of the process watching a 50k-file tree.
 
     .venv/bin/python tests/bench/watcher.py [--writes 200] [--burst 10000] [--tree 50000]
                                             [--idle-s 10] [--tmpfs] [--polling] [--node]
+                                            [--only latency,burst,idle]
 
 The first three sections drive the Watcher adapter in this process (on_batch is the end
 point). With --node the same three are measured again end to end on a real ghost-node
@@ -331,19 +332,30 @@ def main() -> None:
     parser.add_argument("--tmpfs", action="store_true", help="work in /dev/shm, not on disk")
     parser.add_argument("--polling", action="store_true", help="force the polling observer")
     parser.add_argument("--node", action="store_true", help="also measure a real ghost-node")
+    parser.add_argument(
+        "--only",
+        default="latency,burst,idle",
+        help="comma-separated sections to run (latency, burst, idle; --node repeats them)",
+    )
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if unknown := only - {"latency", "burst", "idle"}:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     base = Path(
         tempfile.mkdtemp(prefix="ghost-watch-bench-", dir="/dev/shm" if args.tmpfs else None)
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, in {base}")
     try:
-        bench_latency(base, args)
-        bench_burst(base, args)
-        bench_idle(base, args)
+        sections = [("latency", bench_latency), ("burst", bench_burst), ("idle", bench_idle)]
         if args.node:
-            bench_node_latency(base, args)
-            bench_node_burst(base, args)
-            bench_node_idle(base, args)
+            sections += [
+                ("latency", bench_node_latency),
+                ("burst", bench_node_burst),
+                ("idle", bench_node_idle),
+            ]
+        for name, bench in sections:
+            if name in only:
+                bench(base, args)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

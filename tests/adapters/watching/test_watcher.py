@@ -265,3 +265,13 @@ def test_pending_changes_are_flushed_on_stop(ws: Path) -> None:
         time.sleep(0.01)
     watcher.stop()
     assert [c.path for b in got for c in b.changes] == ["late.py"]
+
+
+def test_deleting_the_root_is_a_warning(tmp_path: Path, make_watcher: WatcherFactory) -> None:
+    root = tmp_path / "gone"
+    root.mkdir()
+    (root / "a.py").write_text("a")
+    _, got = make_watcher(root)
+    (root / "a.py").unlink()
+    root.rmdir()
+    got.wait_for(lambda: any("root was deleted" in w for w in got.warnings))

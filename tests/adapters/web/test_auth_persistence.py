@@ -23,7 +23,7 @@ from adapters.web.auth import Authenticator, SignatureMemory, sign
 from adapters.web.errors import ApiError
 from adapters.web.routes.slack import remembering_in
 from adapters.web.signature_journal import SignatureJournal, signature_digest
-from tests.adapters.slack.test_commands import NOW, SECRET, form, signed
+from tests.adapters.slack import test_commands as slack
 
 ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_700_000_000.0
@@ -338,18 +338,18 @@ def test_slack_signatures_are_kept_in_the_node_memory_across_restarts(tmp_path: 
     """A slash command replayed after the node (or its web actor) restarted is refused: its
     signature went to the node's journaled memory, not the verifier's own."""
     path = tmp_path / "signatures"
-    now = [float(NOW)]
-    body = form("rollback p1")
-    headers = signed(body)
+    now = [float(slack.NOW)]
+    body = slack.form("rollback p1")
+    headers = slack.signed(body)
     first_run = SignatureMemory.persistent(path, 300, started=now[0], now=now[0])
     SlashCommandVerifier(
-        SECRET, clock=lambda: now[0], remember=remembering_in(first_run, lambda: now[0])
+        slack.SECRET, clock=lambda: now[0], remember=remembering_in(first_run, lambda: now[0])
     ).verify(body, headers)
     first_run.close()
     now[0] += 30
     second_run = SignatureMemory.persistent(path, 300, started=now[0], now=now[0])
     verifier = SlashCommandVerifier(
-        SECRET, clock=lambda: now[0], remember=remembering_in(second_run, lambda: now[0])
+        slack.SECRET, clock=lambda: now[0], remember=remembering_in(second_run, lambda: now[0])
     )
     with pytest.raises(SlackRequestRejected) as refused:
         verifier.verify(body, headers)
