@@ -41,7 +41,10 @@ from eventstore.hashchain import GENESIS, chain_hash
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000  # requests per transaction; bounds the time one commit holds the lock
-_STREAM_CACHE_LIMIT = 100_000
+# Stream versions kept to skip a SELECT per append. Patch streams are short-lived (a handful of
+# appends within seconds), so a small cache catches nearly every hit; a large one was memory
+# that grew with every patch the node ever saw (RELIABILITY.md O3).
+_STREAM_CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -234,13 +234,5 @@ def test_soak_rss_grows_only_with_the_patch_index(soak: LoadRun) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: RSS grows linearly with the number of patches (~3 KB each): PatchFlow.patches "
-        "(actors/patch_flow.py) keeps every PatchView of its workspace for the life of the "
-        "process (and adapters/web/patch_index.py keeps another copy once GET /patches is used)"
-    ),
-)
 def test_soak_rss_is_flat(soak: LoadRun) -> None:
     assert soak.rss_slope_mb_per_min < FLAT_RSS_MB_PER_MIN, soak.figures()
