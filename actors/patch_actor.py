@@ -104,6 +104,10 @@ class PatchActor(GhostActor):
         flow.load()
         self.flow = flow
 
+    def teardown(self) -> None:
+        if self.flow is not None:
+            self.flow.close()
+
     def receive(self, message: Any) -> Any:
         if isinstance(message, SubmitPatch | Decide | SetPaused | RunTests):
             self._answer(message)

@@ -12,8 +12,9 @@ tested without actors.
 
 Durability, and what it costs (an fsync each). An apply makes exactly one SQLite commit
 durable, PatchApplying, plus the files' own fsyncs, as the benchmark's floor does:
-- PatchReceived is appended without forcing it to disk: a durable event of the same patch
-  always follows before anyone is answered.
+- PatchReceived is appended together with the patch's next event (PatchApplying,
+  PatchRejected, ...), in the same commit: one of them is always recorded before anyone is
+  answered, and a bug that escapes before any still leaves the receipt.
 - PatchApplying is the transaction's journal: it names every file's before and after sha256
   and is committed with both contents as blobs, so no journal file is needed.
 - The commit point is the last rename (and its directory fsync), not PatchApplied: recovery
@@ -36,7 +37,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -120,8 +121,11 @@ class _Store(Protocol):
 
 
 @dataclass(slots=True)
-class _Pending:
-    command: PatchCommand
+class _Deferred:
+    """Events of one patch waiting to be appended with its next one (one commit)."""
+
+    events: list[NewEvent] = field(default_factory=list)
+    blobs: list[bytes] = field(default_factory=list)
 
 
 class PatchFlow:
@@ -146,6 +150,11 @@ class PatchFlow:
         self.paused = False
         self.queue: list[str] = []  # patch ids waiting for resume, in order
         self._loading = False
+        self._deferred: dict[str, _Deferred] = {}
+
+    def close(self) -> None:
+        """Release what the flow holds (its transactions' fsync threads)."""
+        self.transactions.close()
 
     # --- start -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -332,15 +341,20 @@ class PatchFlow:
             },
             meta,
             blobs=[body],
-            durable=False,  # every path from here ends in a durable event of this patch
+            # Appended with this patch's next event, in one commit: every path from here
+            # records one before anyone is answered (and `finally` below if none does).
+            defer=True,
         )
         if command.client_id is not None:
             self.by_client_id[command.client_id] = pid
-        if self.paused and not command.dry_run:
-            self._record(pid, EventType.PATCH_QUEUED, {"patch_id": pid, "reason": "paused"})
-            self.queue.append(pid)
-            return self.outcome(pid)
-        return self._process(pid, command, approved=False)
+        try:
+            if self.paused and not command.dry_run:
+                self._record(pid, EventType.PATCH_QUEUED, {"patch_id": pid, "reason": "paused"})
+                self.queue.append(pid)
+                return self.outcome(pid)
+            return self._process(pid, command, approved=False)
+        finally:
+            self._flush_deferred(pid)  # a bug escaped before any event: keep the receipt
 
     def approve(self, pid: str, by: str) -> PatchOutcome:
         view = self._view(pid)
@@ -645,17 +659,44 @@ class PatchFlow:
         meta: Mapping[str, Any] | None = None,
         blobs: Sequence[bytes] = (),
         durable: bool = True,
+        defer: bool = False,
     ) -> None:
-        # The view before this event, read before the append (a view loaded after it would
-        # already hold the event). A new patch has none.
-        before = None if kind == EventType.PATCH_RECEIVED else self._lookup(pid)
+        """Append one event of the patch (with what was deferred before it, in the same
+        commit) and fold it into the live view. `defer`: hold it for the next one."""
         event = NewEvent(kind, data, meta or {})
-        [position] = self.store.append(patch_stream(pid), [event], blobs=blobs, durable=durable)
-        # Keep the live view exactly what a replay would fold.
-        recorded = RecordedEvent(
-            position, event.event_id, patch_stream(pid), 0, str(kind), _now(), data, meta or {}, ""
-        )
-        view = fold(before, recorded)
+        pending = self._deferred.setdefault(pid, _Deferred())
+        pending.events.append(event)
+        pending.blobs.extend(blobs)
+        if not defer:
+            self._append(pid, durable)
+
+    def _flush_deferred(self, pid: str) -> None:
+        if pid in self._deferred:
+            self._append(pid, durable=True)
+
+    def _append(self, pid: str, durable: bool) -> None:
+        pending = self._deferred.pop(pid)
+        # The view before these events, read before the append (a view loaded after it would
+        # already hold them). A new patch has none.
+        new = pending.events[0].type == EventType.PATCH_RECEIVED
+        view = None if new else self._lookup(pid)
+        stream = patch_stream(pid)
+        positions = self.store.append(stream, pending.events, blobs=pending.blobs, durable=durable)
+        for position, event in zip(positions, pending.events, strict=True):
+            # Keep the live view exactly what a replay would fold.
+            recorded = RecordedEvent(
+                position,
+                event.event_id,
+                stream,
+                0,
+                str(event.type),
+                _now(),
+                event.data,
+                event.meta,
+                "",
+            )
+            view = fold(view, recorded)
+        assert view is not None
         self._remember(pid, view)
         if view.client_id is not None:
             self.by_client_id[view.client_id] = pid

@@ -80,6 +80,16 @@ def mode_at(dir_fd: int, name: str) -> int | None:
 
 def write_temp(dir_fd: int, name: str, content: bytes, mode: int) -> None:
     """Create `name` (which must not exist) with `content`, fsynced before returning."""
+    fd = create_temp(dir_fd, name, content, mode)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create_temp(dir_fd: int, name: str, content: bytes, mode: int) -> int:
+    """Create `name` (which must not exist) with `content`, NOT fsynced: the open descriptor
+    is returned so the caller can fsync several files at once, then close it."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(name, flags, mode, dir_fd=dir_fd)
     try:
@@ -88,9 +98,10 @@ def write_temp(dir_fd: int, name: str, content: bytes, mode: int) -> None:
             written = os.write(fd, view)
             view = view[written:]
         os.fchmod(fd, mode)  # the umask must not change an existing file's mode
-        os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def unlink_quietly(dir_fd: int, name: str) -> None:

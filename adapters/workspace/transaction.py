@@ -29,7 +29,9 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -85,6 +87,12 @@ class _Slot:
     dir_fd: int
     name: str
     temp: str | None
+    temp_fd: int | None = None  # open until fsynced
+
+
+# fsyncs run in parallel for a multi-file patch: the file system folds concurrent fsyncs into
+# fewer journal commits (10 files: ~9 ms one after the other, ~4 ms together, on ext4 here).
+_MAX_SYNC_THREADS = 8
 
 
 class FileTransactions:
@@ -95,6 +103,23 @@ class FileTransactions:
         self.journal_dir = journal_dir
         self.blobs = blobs
         journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._syncer: ThreadPoolExecutor | None = None  # made at the first multi-file apply
+
+    def close(self) -> None:
+        """Stop the fsync threads (the owner calls this when it stops)."""
+        if self._syncer is not None:
+            self._syncer.shutdown(wait=True)
+            self._syncer = None
+
+    def _fsync_all(self, fds: Sequence[int]) -> None:
+        if len(fds) <= 1:
+            for fd in fds:
+                os.fsync(fd)
+            return
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(_MAX_SYNC_THREADS, thread_name_prefix="txn-fsync")
+        for _ in self._syncer.map(os.fsync, fds):  # re-raises the first failure
+            pass
 
     # --- applying ------------------------------------------------------------------------------
     def apply(
@@ -118,6 +143,7 @@ class FileTransactions:
             self._write_journal(txn_id, changes)
         with contextlib.ExitStack() as stack:
             slots: list[_Slot] = []
+            directories: dict[str, int] = {}  # one descriptor per directory, to fsync once
             try:
                 for change in changes:
                     fd, name = stack.enter_context(
@@ -125,6 +151,7 @@ class FileTransactions:
                     )
                     slot = _Slot(change, fd, name, None)
                     slots.append(slot)
+                    directories.setdefault(posixpath.dirname(change.path), fd)
                     actual = dirfd.read_at(fd, name)
                     if actual != change.before:
                         raise FileChangedError(
@@ -133,7 +160,8 @@ class FileTransactions:
                     if change.after is not None:
                         slot.temp = _temp_name(name, txn_id)
                         mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
-                        dirfd.write_temp(fd, slot.temp, change.after, mode)
+                        slot.temp_fd = dirfd.create_temp(fd, slot.temp, change.after, mode)
+                self._fsync_all([s.temp_fd for s in slots if s.temp_fd is not None])
             except BaseException:
                 for slot in slots:
                     if slot.temp is not None:
@@ -141,6 +169,11 @@ class FileTransactions:
                 if journal:
                     self._clear_journal(txn_id)
                 raise
+            finally:
+                for slot in slots:
+                    if slot.temp_fd is not None:
+                        os.close(slot.temp_fd)
+                        slot.temp_fd = None
             # From the first rename on, failure means restoring the before side.
             try:
                 for slot in slots:
@@ -150,8 +183,7 @@ class FileTransactions:
                         )
                     else:
                         dirfd.unlink_quietly(slot.dir_fd, slot.name)
-                for fd in {slot.dir_fd for slot in slots}:
-                    os.fsync(fd)
+                self._fsync_all(list(directories.values()))
                 commit()
             except BaseException:
                 log.warning("transaction %s failed after writing; restoring", txn_id)

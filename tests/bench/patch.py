@@ -297,7 +297,7 @@ def instrument(clock: PhaseClock, ours: Ours) -> None:
     flow, store, txns = ours.flow, ours.store, ours.flow.transactions
 
     def event_label(stream: str, events: Any, *_: Any, **__: Any) -> str:
-        return f"sqlite commit: event {events[0].type}"
+        return f"sqlite commit: {' + '.join(str(e.type) for e in events)}"
 
     def blob_label(*_: Any, **__: Any) -> str:
         if clock.inside(TXN):
