@@ -2,6 +2,9 @@
 
 `fold(view, event)` is a pure function: the node uses it live (GET /patches/{id}, idempotent
 answers) and the CLI uses it from scratch (`ghost show`, `ghost audit`), so both always agree.
+It is `step` (one event into a mutable `PatchState`, by a fold function per event type) between
+a thaw and a freeze; a bulk rebuild (replay/state.py) calls `step` on one state per patch for
+all of the patch's events and freezes once at the end, so it runs the same folds.
 
 Status after each event:
     PatchReceived -> received   PatchQueued -> queued      PatchRejected -> rejected
@@ -14,12 +17,13 @@ Status after each event:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from eventstore.catalogue import EventType
 from eventstore.events import RecordedEvent
+from eventstore.rows import recorded_at
 
 PATCH_EVENT_TYPES = frozenset(
     {
@@ -74,97 +78,239 @@ class PatchView(NamedTuple):
         return "failed" if self.status == "failed_tests" else self.status
 
 
+# A recorded time as a fold gets it: a datetime (RecordedEvent.recorded_at) or the store's
+# integer microseconds (a raw row, eventstore/rows.py). Only folds that keep the time turn it
+# into a datetime (`to_datetime`), so a bulk rebuild does not build one per event.
+Instant = datetime | int
+
+
+def to_datetime(at: Instant) -> datetime:
+    """An Instant as RecordedEvent.recorded_at would be."""
+    return at if isinstance(at, datetime) else recorded_at(at)
+
+
+class PatchState:
+    """A patch while events are folded into it: PatchView's fields, mutable, so a rebuild
+    changes one object per patch instead of copying a view per event. `freeze()` gives the
+    view; `fold` below is thaw, `step`, freeze, so the live fold and a rebuild run the same
+    code. (`first_position` and `last_position` follow from `events` at the freeze.)"""
+
+    __slots__ = (*PatchView._fields, "_folded_from")
+
+    def __init__(self, view: PatchView) -> None:
+        self.patch_id: str = view.patch_id
+        self.workspace: str = view.workspace
+        self.status: str = view.status
+        self.client_id: str | None = view.client_id
+        self.body_sha256: str = view.body_sha256
+        self.body_blob: str | None = view.body_blob
+        self.format: str | None = view.format
+        self.description: str = view.description
+        self.author: str = view.author
+        self.dry_run: bool = view.dry_run
+        self.received_at: datetime | None = view.received_at
+        self.files: tuple[Mapping[str, Any], ...] = view.files
+        self.changes: tuple[Mapping[str, Any], ...] = view.changes
+        self.diff_blob: str | None = view.diff_blob
+        self.tests: Mapping[str, Any] | None = view.tests
+        self.error: Mapping[str, Any] | None = view.error
+        self.decisions: tuple[Mapping[str, Any], ...] = view.decisions
+        self.rolled_back: bool = view.rolled_back
+        self.first_position: int = view.first_position
+        self.last_position: int = view.last_position
+        self.events: list[int] = list(view.events)
+        self._folded_from = len(self.events)
+
+    @classmethod
+    def start(cls, stream: str, d: Mapping[str, Any]) -> PatchState:
+        """A patch's state before its first event (`d`, that event's data)."""
+        state = cls(_NO_PATCH)
+        state.patch_id = str(d.get("patch_id", stream.removeprefix("patch-")))
+        return state
+
+    def freeze(self) -> PatchView:
+        events = self.events
+        first, last = self.first_position, self.last_position
+        if len(events) > self._folded_from:
+            first = first or events[self._folded_from]
+            last = events[-1]
+        return _new_view(
+            PatchView,
+            (
+                self.patch_id,
+                self.workspace,
+                self.status,
+                self.client_id,
+                self.body_sha256,
+                self.body_blob,
+                self.format,
+                self.description,
+                self.author,
+                self.dry_run,
+                self.received_at,
+                self.files,
+                self.changes,
+                self.diff_blob,
+                self.tests,
+                self.error,
+                self.decisions,
+                self.rolled_back,
+                first,
+                last,
+                tuple(events),
+            ),
+        )
+
+
+# PatchView(*fields) without the Python-level __new__ of a NamedTuple.
+_new_view = cast(Callable[[type[PatchView], tuple[Any, ...]], PatchView], tuple.__new__)
+_NO_PATCH = PatchView(patch_id="")
+
+
 def fold(view: PatchView | None, event: RecordedEvent) -> PatchView:
     """The patch after `event` (an event of its stream)."""
     d = event.data
-    if view is None:
-        view = PatchView(patch_id=str(d.get("patch_id", event.stream.removeprefix("patch-"))))
-    return view._replace(
-        last_position=event.position,
-        first_position=view.first_position or event.position,
-        events=(*view.events, event.position),
-        **_changes(view, event, d),
-    )
+    state = PatchState.start(event.stream, d) if view is None else PatchState(view)
+    step(state, event.position, event.type, event.recorded_at, d)
+    return state.freeze()
 
 
-def _changes(view: PatchView, event: RecordedEvent, d: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields `event` changes (besides positions)."""
-    kind = event.type
-    if kind == EventType.PATCH_RECEIVED:
-        return dict(
-            workspace=d.get("workspace", ""),
-            client_id=d.get("client_id"),
-            body_sha256=d.get("body_sha256", ""),
-            body_blob=d.get("body_blob"),
-            format=d.get("format"),
-            description=d.get("description", ""),
-            author=d.get("author", ""),
-            dry_run=bool(d.get("dry_run", False)),
-            received_at=event.recorded_at,
-        )
-    if kind == EventType.PATCH_QUEUED:
-        return dict(status="queued")
-    if kind == EventType.PATCH_REJECTED:
-        error = {"code": d.get("code"), "message": d.get("message"), "details": d.get("details")}
-        decisions = view.decisions
-        if d.get("by"):
-            decisions = (
-                *decisions,
-                {"decision": "rejected", "by": d["by"], "at": event.recorded_at},
-            )
-        return dict(status="rejected", error=error, decisions=decisions)
-    if kind in (EventType.PATCH_DRY_RUN, EventType.PATCH_PENDING_APPROVAL):
-        status = "dry_run" if kind == EventType.PATCH_DRY_RUN else "pending_approval"
-        return dict(
-            status=status,
-            files=tuple(d.get("files", ())),
-            diff_blob=d.get("diff_blob"),
-        )
-    if kind == EventType.PATCH_APPROVED:
-        decision = {"decision": "approved", "by": d.get("by"), "at": event.recorded_at}
-        return dict(status="approved", decisions=(*view.decisions, decision))
-    if kind == EventType.PATCH_APPLYING:
-        return dict(status="applying", files=tuple(d.get("files", view.files)))
-    if kind == EventType.PATCH_APPLIED:
-        return dict(
-            status="applied",
-            files=tuple(d.get("files", view.files)),
-            changes=tuple(d.get("changes", ())),
-            diff_blob=d.get("diff_blob", view.diff_blob),
-        )
-    if kind == EventType.TESTS_STARTED:
-        return dict(tests={"status": "running", "command": d.get("command")})
-    if kind == EventType.TESTS_FINISHED:
-        tests = {k: d.get(k) for k in ("status", "exit_code", "duration_s", "output_tail")}
-        tests["output_blob"] = d.get("output_blob")
-        failed = tests["status"] != "passed"
-        status = "failed_tests" if failed and view.status == "applied" else view.status
-        return dict(tests=tests, status=status)
-    if kind == EventType.PATCH_ROLLED_BACK:
-        decision = {
-            "decision": "rolled_back",
-            "by": d.get("by"),
-            "reason": d.get("reason"),
-            "forced": bool(d.get("forced", False)),
-            "at": event.recorded_at,
-        }
-        return dict(status="rolled_back", rolled_back=True, decisions=(*view.decisions, decision))
-    if kind == EventType.PATCH_RECOVERED:
-        completed = d.get("outcome") == "applied"
-        if d.get("kind") == "rollback":
-            return dict(status="rolled_back", rolled_back=True) if completed else {}
+def step(s: PatchState, position: int, kind: str, at: Instant, d: Mapping[str, Any]) -> None:
+    """Fold one event of the patch's stream into `s` (events of other types only count as
+    the patch's events)."""
+    s.events.append(position)
+    change = _FOLDS.get(kind)
+    if change is not None:
+        change(s, d, at)
+
+
+# --- what each event type changes (besides positions) ------------------------------------------
+def _received(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.workspace = d.get("workspace", "")
+    s.client_id = d.get("client_id")
+    s.body_sha256 = d.get("body_sha256", "")
+    s.body_blob = d.get("body_blob")
+    s.format = d.get("format")
+    s.description = d.get("description", "")
+    s.author = d.get("author", "")
+    s.dry_run = bool(d.get("dry_run", False))
+    s.received_at = to_datetime(at)
+
+
+def _queued(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "queued"
+
+
+def _rejected(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "rejected"
+    s.error = {"code": d.get("code"), "message": d.get("message"), "details": d.get("details")}
+    if d.get("by"):
+        s.decisions = (*s.decisions, {"decision": "rejected", "by": d["by"], "at": to_datetime(at)})
+
+
+def _dry_run(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "dry_run"
+    s.files = tuple(d.get("files", ()))
+    s.diff_blob = d.get("diff_blob")
+
+
+def _pending_approval(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "pending_approval"
+    s.files = tuple(d.get("files", ()))
+    s.diff_blob = d.get("diff_blob")
+
+
+def _approved(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "approved"
+    s.decisions = (*s.decisions, {"decision": "approved", "by": d.get("by"), "at": to_datetime(at)})
+
+
+def _applying(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "applying"
+    s.files = tuple(d.get("files", s.files))
+
+
+def _applied(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.status = "applied"
+    s.files = tuple(d.get("files", s.files))
+    s.changes = tuple(d.get("changes", ()))
+    s.diff_blob = d.get("diff_blob", s.diff_blob)
+
+
+def _tests_started(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    s.tests = {"status": "running", "command": d.get("command")}
+
+
+def _tests_finished(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    status = d.get("status")
+    s.tests = {
+        "status": status,
+        "exit_code": d.get("exit_code"),
+        "duration_s": d.get("duration_s"),
+        "output_tail": d.get("output_tail"),
+        "output_blob": d.get("output_blob"),
+    }
+    if status != "passed" and s.status == "applied":
+        s.status = "failed_tests"
+
+
+def _rolled_back(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    decision = {
+        "decision": "rolled_back",
+        "by": d.get("by"),
+        "reason": d.get("reason"),
+        "forced": bool(d.get("forced", False)),
+        "at": to_datetime(at),
+    }
+    s.status = "rolled_back"
+    s.rolled_back = True
+    s.decisions = (*s.decisions, decision)
+
+
+def _recovered(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
+    completed = d.get("outcome") == "applied"
+    if d.get("kind") == "rollback":
         if completed:
-            return dict(status="applied", changes=tuple(d.get("changes", view.changes)))
-        error = {"code": "interrupted", "message": d.get("message", "interrupted"), "details": {}}
-        return dict(status="failed", error=error)
-    return {}
+            s.status = "rolled_back"
+            s.rolled_back = True
+    elif completed:
+        s.status = "applied"
+        s.changes = tuple(d.get("changes", s.changes))
+        s.diff_blob = d.get("diff_blob", s.diff_blob)  # an apply completed from its journal
+    else:
+        s.status = "failed"
+        s.error = {"code": "interrupted", "message": d.get("message", "interrupted"), "details": {}}
+
+
+_FOLDS: dict[str, Callable[[PatchState, Mapping[str, Any], Instant], None]] = {
+    # Plain str keys: rows carry their type as a plain str, the fastest dict lookup.
+    str(kind): change
+    for kind, change in {
+        EventType.PATCH_RECEIVED: _received,
+        EventType.PATCH_QUEUED: _queued,
+        EventType.PATCH_REJECTED: _rejected,
+        EventType.PATCH_DRY_RUN: _dry_run,
+        EventType.PATCH_PENDING_APPROVAL: _pending_approval,
+        EventType.PATCH_APPROVED: _approved,
+        EventType.PATCH_APPLYING: _applying,
+        EventType.PATCH_APPLIED: _applied,
+        EventType.TESTS_STARTED: _tests_started,
+        EventType.TESTS_FINISHED: _tests_finished,
+        EventType.PATCH_ROLLED_BACK: _rolled_back,
+        EventType.PATCH_RECOVERED: _recovered,
+    }.items()
+}
+assert set(_FOLDS) == PATCH_EVENT_TYPES
 
 
 def fold_all(events: Iterable[RecordedEvent]) -> dict[str, PatchView]:
     """Every patch from a sequence of events (other event types are skipped)."""
-    views: dict[str, PatchView] = {}
+    states: dict[str, PatchState] = {}
     for event in events:
         if event.type in PATCH_EVENT_TYPES and event.stream.startswith("patch-"):
             pid = event.stream.removeprefix("patch-")
-            views[pid] = fold(views.get(pid), event)
-    return views
+            state = states.get(pid)
+            if state is None:
+                state = states[pid] = PatchState.start(event.stream, event.data)
+            step(state, event.position, event.type, event.recorded_at, event.data)
+    return {pid: state.freeze() for pid, state in states.items()}

@@ -1,31 +1,49 @@
 """The node's state as a projection of its events: patches, files per workspace, actors,
 tunnels, services, notifications, and the node's runs.
 
-Each entity evolves by a pure function (`replay/patches.py:fold` for patches, the `_evolve_*`
-functions here) from its previous immutable view and one event. `NodeProjection` is the only
-mutable part: the dictionaries that hold the current view of every entity, and the position it
-has folded up to. The node keeps one live (fed by a subscription), the CLI builds one from
+Each entity evolves by a pure function (`replay/patches.py` for patches, the `_evolve_*`
+functions here) from its previous view and one event. `NodeProjection` is the only mutable
+part: the dictionaries that hold the current view of every entity, and the position it has
+folded up to. The node keeps one live (fed by a subscription), the CLI builds one from
 scratch; both fold the same events with the same functions, so they agree by construction.
+
+One fold for both: `apply_rows` takes events as rows (position, stream, type, recorded time,
+data), dispatches by type to the fold functions below, and folds the patches it touches into
+mutable `PatchState`s that it freezes into views once, at the end. `apply(event)` is a batch
+of one RecordedEvent; a rebuild (replay/reading.py) is one batch of a million raw store rows
+(eventstore/rows.py), read only for the types folded here (FOLDED_TYPES, plus Actor* types),
+with recorded times left as the stored integer until a fold keeps one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from eventstore.catalogue import EventType
 from eventstore.events import RecordedEvent
-from replay.patches import PATCH_EVENT_TYPES, PatchView
-from replay.patches import fold as fold_patch
+from replay.patches import PATCH_EVENT_TYPES, Instant, PatchState, PatchView, step, to_datetime
+
+# What `NodeProjection.apply_rows` folds: position, stream, type, recorded time, data.
+Row = tuple[int, str, str, Instant, Mapping[str, Any]]
+
+# Besides the types in FOLDED_TYPES, every type with this prefix on an `actor-` stream.
+ACTOR_TYPE_PREFIX = "Actor"
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
+class FileState(NamedTuple):
+    """A NamedTuple (immutable, cheap to build: a rebuild makes one per path per event)."""
+
     sha256: str
     position: int  # the last event that touched the file
     source: str  # external | patch:<id> | rescan
+
+
+# FileState(sha256, position, source) without the Python-level __new__ of a NamedTuple: the
+# fold's most frequent constructor.
+_file_state = cast(Callable[[type[FileState], tuple[str, int, str]], FileState], tuple.__new__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,93 +82,60 @@ class NodeProjection:
     _workspace_of_patch: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: RecordedEvent) -> None:
-        if event.position <= self.position:
-            return  # already folded: replays from any split point give the same state
-        self.position = event.position
-        kind = event.type
-        if kind in PATCH_EVENT_TYPES and event.stream.startswith("patch-"):
-            self._patch(event)
-        elif kind == EventType.FILES_CHANGED:
-            self._files_changed(event)
-        elif event.stream.startswith("actor-") and kind.startswith("Actor"):
-            name = str(event.data.get("actor", event.stream.removeprefix("actor-")))
-            self.actors[name] = _evolve_actor(self.actors.get(name) or ActorView(name), event)
-        elif kind in (EventType.TUNNEL_UP, EventType.TUNNEL_DOWN):
-            name = str(event.data.get("name", event.stream.removeprefix("tunnel-")))
-            self.tunnels[name] = _evolve_link(self.tunnels.get(name) or LinkView(name), event)
-        elif kind in (EventType.SERVICE_STARTED, EventType.SERVICE_EXITED):
-            name = str(event.data.get("name", event.stream.removeprefix("service-")))
-            self.services[name] = _evolve_link(self.services.get(name) or LinkView(name), event)
-        elif kind == EventType.NOTIFICATION_SENT:
-            self.notifications["sent"] += 1
-        elif kind == EventType.NOTIFICATION_FAILED:
-            self.notifications["failed"] += 1
-        elif kind == EventType.NODE_STARTED:
-            self.runs.append(
-                {
-                    "pid": event.data.get("pid"),
-                    "started_at": event.recorded_at,
-                    "position": event.position,
-                    "stopped_at": None,
-                    "clean": None,
-                }
-            )
-        elif kind == EventType.NODE_STOPPED:
-            self._node_stopped(event)
-        elif kind in (EventType.NODE_PAUSED, EventType.NODE_RESUMED):
-            self.paused = kind == EventType.NODE_PAUSED
+        self.apply_rows(
+            ((event.position, event.stream, event.type, event.recorded_at, event.data),)
+        )
 
     def apply_all(self, events: Iterable[RecordedEvent]) -> NodeProjection:
-        for event in events:
-            self.apply(event)
+        return self.apply_rows(
+            (e.position, e.stream, e.type, e.recorded_at, e.data) for e in events
+        )
+
+    def apply_rows(self, rows: Iterable[Row]) -> NodeProjection:
+        """Fold events given as rows, in position order: the one fold behind `apply` (one
+        live event), `apply_all` and a rebuild from raw store rows (replay/reading.py).
+        Events at or before `position` are ignored (already folded: replays from any split
+        point give the same state). The patches these rows touch are folded into mutable
+        PatchStates (replay/patches.py `step`) and frozen into their views once, at the end
+        (also if a row fails)."""
+        states: dict[str, PatchState] = {}  # by stream
+        patch_effects, folds, other = _PATCH_EFFECTS, _FOLDS, _NOT_A_PATCH_TYPE
+        last = self.position
+        try:
+            for position, stream, kind, at, d in rows:
+                if position <= last:
+                    continue
+                last = position
+                effect = patch_effects.get(kind, other)
+                if effect is not other:
+                    if stream.startswith("patch-"):
+                        state = states.get(stream)
+                        if state is None:
+                            state = states[stream] = self._thaw(stream, d)
+                        step(state, position, kind, at, d)
+                        if effect is not None:
+                            effect(self, state, position, stream, d)
+                    continue
+                fold = folds.get(kind)
+                if fold is not None:
+                    fold(self, position, stream, kind, at, d)
+                elif kind.startswith(ACTOR_TYPE_PREFIX) and stream.startswith("actor-"):
+                    _actor(self, position, stream, kind, at, d)
+        finally:
+            self.position = last
+            patches = self.patches
+            for stream, state in states.items():
+                patches[stream[6:]] = state.freeze()
         return self
 
-    # --- patches and the files they change ------------------------------------------------
-    def _patch(self, event: RecordedEvent) -> None:
-        pid = event.stream.removeprefix("patch-")
-        view = fold_patch(self.patches.get(pid), event)
-        self.patches[pid] = view
-        workspace = view.workspace
-        source = f"patch:{pid}"
-        changes = event.data.get("changes", ())
-        if event.type in (EventType.PATCH_APPLIED, EventType.PATCH_ROLLED_BACK):
-            # Both carry the per-path hashes of their own transaction.
-            self._set_files(workspace, changes, "after_sha256", event, source)
-        elif event.type == EventType.PATCH_RECOVERED and event.data.get("outcome") == "applied":
-            # A completed interrupted transaction; its `changes` are the patch's own, so a
-            # rollback ends at their before side.
-            key = "after_sha256" if event.data.get("kind") == "apply" else "before_sha256"
-            self._set_files(workspace, changes, key, event, source)
+    def _thaw(self, stream: str, d: Mapping[str, Any]) -> PatchState:
+        view = self.patches.get(stream[6:])
+        return PatchState.start(stream, d) if view is None else PatchState(view)
 
-    def _set_files(
-        self, workspace: str, changes: Iterable[Any], key: str, event: RecordedEvent, source: str
-    ) -> None:
-        files = self.files.setdefault(workspace, {})
-        for change in changes:
-            sha = change.get(key)
-            if sha is None:
-                files.pop(change["path"], None)
-            else:
-                files[change["path"]] = FileState(sha, event.position, source)
-
-    def _files_changed(self, event: RecordedEvent) -> None:
-        workspace = event.stream.removeprefix("workspace-")
-        files = self.files.setdefault(workspace, {})
-        source = str(event.data.get("source", "external"))
-        for change in event.data.get("paths", ()):
-            if change.get("kind") == "deleted" or change.get("sha256") is None:
-                files.pop(change["path"], None)
-            else:
-                files[change["path"]] = FileState(change["sha256"], event.position, source)
-
-    def _node_stopped(self, event: RecordedEvent) -> None:
-        clean = bool(event.data.get("clean", False))
-        if (
-            self.runs
-            and self.runs[-1]["stopped_at"] is None
-            and (clean or event.data.get("pid") == self.runs[-1]["pid"])
-        ):
-            self.runs[-1].update(stopped_at=event.recorded_at, clean=clean)
+    def advance(self, position: int) -> None:
+        """Every event up to `position` has been seen: a rebuild that read only the types it
+        folds (replay/reading.py) is still at the store's position, as a full fold would be."""
+        self.position = max(self.position, position)
 
     # --- questions ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -176,9 +161,182 @@ class NodeProjection:
         }
 
 
-def _evolve_actor(view: ActorView, event: RecordedEvent) -> ActorView:
-    d, kind = event.data, event.type
-    view = replace(view, last_position=event.position)
+# --- the folds, by event type -----------------------------------------------------------------
+# Each takes the projection and the row's fields. Patch events go through replay/patches.py
+# (`step`), then, for those that move files, an effect on the projection's files.
+_Fold = Callable[[NodeProjection, int, str, str, Instant, Mapping[str, Any]], None]
+_Effect = Callable[[NodeProjection, PatchState, int, str, Mapping[str, Any]], None]
+
+
+def _files_of_transaction(
+    p: NodeProjection, state: PatchState, position: int, stream: str, d: Mapping[str, Any]
+) -> None:
+    """PatchApplied and PatchRolledBack: both carry the per-path hashes of their own
+    transaction."""
+    _set_files(p, state.workspace, d.get("changes", ()), "after_sha256", position, stream)
+
+
+def _files_of_recovery(
+    p: NodeProjection, state: PatchState, position: int, stream: str, d: Mapping[str, Any]
+) -> None:
+    """A completed interrupted transaction; its `changes` are the patch's own, so a rollback
+    ends at their before side."""
+    if d.get("outcome") == "applied":
+        key = "after_sha256" if d.get("kind") == "apply" else "before_sha256"
+        _set_files(p, state.workspace, d.get("changes", ()), key, position, stream)
+
+
+def _set_files(
+    p: NodeProjection, workspace: str, changes: Iterable[Any], key: str, position: int, stream: str
+) -> None:
+    files = p.files.setdefault(workspace, {})
+    source = f"patch:{stream[6:]}"
+    for change in changes:
+        sha = change.get(key)
+        if sha is None:
+            files.pop(change["path"], None)
+        else:
+            files[change["path"]] = _file_state(FileState, (sha, position, source))
+
+
+def _files_changed(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    files = p.files.setdefault(stream.removeprefix("workspace-"), {})
+    source = str(d.get("source", "external"))
+    for change in d.get("paths", ()):
+        if change.get("kind") == "deleted" or change.get("sha256") is None:
+            files.pop(change["path"], None)
+        else:
+            files[change["path"]] = _file_state(FileState, (change["sha256"], position, source))
+
+
+def _actor(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    name = str(d.get("actor", stream.removeprefix("actor-")))
+    p.actors[name] = _evolve_actor(p.actors.get(name) or ActorView(name), position, kind, d)
+
+
+def _tunnel(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    name = str(d.get("name", stream.removeprefix("tunnel-")))
+    p.tunnels[name] = _evolve_link(p.tunnels.get(name) or LinkView(name), kind, at, d)
+
+
+def _service(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    name = str(d.get("name", stream.removeprefix("service-")))
+    p.services[name] = _evolve_link(p.services.get(name) or LinkView(name), kind, at, d)
+
+
+def _notification(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    p.notifications["sent" if kind == EventType.NOTIFICATION_SENT else "failed"] += 1
+
+
+def _node_started(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    p.runs.append(
+        {
+            "pid": d.get("pid"),
+            "started_at": to_datetime(at),
+            "position": position,
+            "stopped_at": None,
+            "clean": None,
+        }
+    )
+
+
+def _node_stopped(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    clean = bool(d.get("clean", False))
+    runs = p.runs
+    if runs and runs[-1]["stopped_at"] is None and (clean or d.get("pid") == runs[-1]["pid"]):
+        runs[-1].update(stopped_at=to_datetime(at), clean=clean)
+
+
+def _paused(
+    p: NodeProjection,
+    position: int,
+    stream: str,
+    kind: str,
+    at: Instant,
+    d: Mapping[str, Any],
+) -> None:
+    p.paused = kind == EventType.NODE_PAUSED
+
+
+# Every patch event type (on a patch- stream): its effect on files, if any.
+_PATCH_EFFECTS: dict[str, _Effect | None] = {
+    **{str(kind): None for kind in PATCH_EVENT_TYPES},
+    str(EventType.PATCH_APPLIED): _files_of_transaction,
+    str(EventType.PATCH_ROLLED_BACK): _files_of_transaction,
+    str(EventType.PATCH_RECOVERED): _files_of_recovery,
+}
+_NOT_A_PATCH_TYPE: Any = object()
+
+_FOLDS: dict[str, _Fold] = {
+    str(EventType.FILES_CHANGED): _files_changed,
+    str(EventType.TUNNEL_UP): _tunnel,
+    str(EventType.TUNNEL_DOWN): _tunnel,
+    str(EventType.SERVICE_STARTED): _service,
+    str(EventType.SERVICE_EXITED): _service,
+    str(EventType.NOTIFICATION_SENT): _notification,
+    str(EventType.NOTIFICATION_FAILED): _notification,
+    str(EventType.NODE_STARTED): _node_started,
+    str(EventType.NODE_STOPPED): _node_stopped,
+    str(EventType.NODE_PAUSED): _paused,
+    str(EventType.NODE_RESUMED): _paused,
+}
+
+# Every type `NodeProjection` folds, but for ACTOR_TYPE_PREFIX types (on actor- streams): a
+# rebuild reads only these from the store.
+FOLDED_TYPES = frozenset(_PATCH_EFFECTS) | frozenset(_FOLDS)
+
+
+def _evolve_actor(view: ActorView, position: int, kind: str, d: Mapping[str, Any]) -> ActorView:
+    view = replace(view, last_position=position)
     if kind == "ActorFailed":
         return replace(
             view,
@@ -198,9 +356,8 @@ def _evolve_actor(view: ActorView, event: RecordedEvent) -> ActorView:
     return view
 
 
-def _evolve_link(view: LinkView, event: RecordedEvent) -> LinkView:
-    d = event.data
-    up = event.type in (EventType.TUNNEL_UP, EventType.SERVICE_STARTED)
+def _evolve_link(view: LinkView, kind: str, at: Instant, d: Mapping[str, Any]) -> LinkView:
+    up = kind in (EventType.TUNNEL_UP, EventType.SERVICE_STARTED)
     detail = d.get("reason") or d.get("stderr_tail") or d.get("exit_code")
     return replace(
         view,
@@ -208,5 +365,5 @@ def _evolve_link(view: LinkView, event: RecordedEvent) -> LinkView:
         url=d.get("url", view.url),
         detail=None if detail is None else str(detail),
         transitions=view.transitions + (1 if up != view.up else 0),
-        since=event.recorded_at if up != view.up else view.since,
+        since=to_datetime(at) if up != view.up else view.since,
     )

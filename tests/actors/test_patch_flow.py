@@ -371,6 +371,7 @@ def test_a_process_dying_inside_the_transaction_is_resolved_on_load(
     if where == "before_applied":
         assert view.status == "applied"
         assert {c["path"] for c in view.changes} == set(after)
+        assert "+x = 10" in flow.outcome(view.patch_id).diff  # the diff PatchApplying named
         assert {name: (ws.path / name).read_bytes() for name in after} == after
         flow.rollback(view.patch_id, by="op")  # a completed recovery is a patch like any
         assert {name: (ws.path / name).read_bytes() for name in before} == before
