@@ -1001,6 +1001,11 @@ def _hmac_by_the_nodes_clock(node: GhostNode, root: Path, skew: float, ledger: L
     late = _signed_post(node.client(), body, at=real)
     assert late.status == 401, late.raw
     assert late.error["details"]["reason"] == "expired_timestamp", late.raw
+    # The skew comes from a Date header (whole seconds), so real + skew may be up to 2 s
+    # behind the node's clock: a node up for less than that would rightly call a request
+    # signed then "signed before start". Sign once it has been up 3 s.
+    until(lambda: node.client().get("/health").json.get("uptime_s", 0) >= 3, "3 s of uptime")
+    real = int(time.time())
     node_time = int(real + skew)
     ok = _signed_post(node.client(), body, at=node_time)
     assert ok.status == 200, ok.raw
