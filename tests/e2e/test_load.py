@@ -49,9 +49,12 @@ def _reap_nodes() -> Iterator[None]:
 
 WORKSPACES = ("alpha", "beta", "gamma")
 FILES_PER_CLIENT = 3
-# Thresholds on the RSS line fitted over the second half of the soak:
-FLAT_RSS_MB_PER_MIN = 1.0  # "no growth trend"
-MAX_BYTES_PER_PATCH = 6 * 1024  # growth per patch: the in-memory patch index and nothing else
+# Thresholds on the RSS line fitted over the second half of the soak. Both are per patch or
+# per run, not per minute: a faster node would otherwise fail a per-minute bound for the same
+# memory. What may still grow is bounded caches filling up (SQLite's page caches, the view
+# LRU); a per-patch leak shows at once (it was 3.5 KB a patch, 17 MB over a second half).
+FLAT_RSS_SECOND_HALF_MB = 2.0  # "no growth trend": what the second half (5,000 patches) adds
+MAX_BYTES_PER_PATCH = 1024  # nothing is kept per patch any more
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class LoadRun:
     rss_end_mb: float
     rss_slope_mb_per_min: float  # second half
     rss_bytes_per_patch: float  # second half: slope / throughput
+    rss_second_half_mb: float  # second half: slope x its duration
     replay: dict[str, Any]
     verify_s: float
 
@@ -192,6 +196,7 @@ def run_load(base: Path, patches: int, clients: int, seed: int, deadline_s: floa
         rss_end_mb=round(samples[-1][1] / 2**20, 1),
         rss_slope_mb_per_min=round(slope * 60 / 2**20, 2),
         rss_bytes_per_patch=round(slope / (patches / duration)),
+        rss_second_half_mb=round(slope * (half[-1][0] - half[0][0]) / 2**20, 2),
         replay=replayed["state"],
         verify_s=round(verify_s, 2),
     )
@@ -228,11 +233,11 @@ def test_soak_10000_patches_nothing_lost(soak: LoadRun) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_soak_rss_grows_only_with_the_patch_index(soak: LoadRun) -> None:
+def test_soak_rss_per_patch_is_small(soak: LoadRun) -> None:
     assert soak.rss_bytes_per_patch < MAX_BYTES_PER_PATCH, soak.figures()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_soak_rss_is_flat(soak: LoadRun) -> None:
-    assert soak.rss_slope_mb_per_min < FLAT_RSS_MB_PER_MIN, soak.figures()
+    assert soak.rss_second_half_mb < FLAT_RSS_SECOND_HALF_MB, soak.figures()
