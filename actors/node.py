@@ -272,7 +272,10 @@ class Node:
         handle = install_shutdown(
             reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
         )
-        # After startup, when Twisted's own handlers have replaced ours.
+        # Twisted installs its SIGINT handler only over Python's default one (it leaves a
+        # custom handler alone, e.g. a debugger's): give the signals back first, then act on
+        # one that came while starting once the reactor runs.
+        self._release_early_signals()
         reactor.callWhenRunning(self._stop_if_signalled_early)
         reactor.run()
         self.stop_timed_out = handle.timed_out
@@ -288,6 +291,10 @@ class Node:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, remember)
+
+    def _release_early_signals(self) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def _stop_if_signalled_early(self) -> None:
         if self._early_signal is not None:

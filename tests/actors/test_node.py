@@ -53,6 +53,21 @@ def test_sigterm_while_starting_is_a_clean_stop(ws: Path) -> None:
     assert events[-1].data["clean"] is True
 
 
+def test_ctrl_c_stops_a_running_node(ws: Path) -> None:
+    """SIGINT (Ctrl-C in a terminal) is a clean stop once the node serves: the handler that
+    holds signals while starting must not keep Twisted from installing its own."""
+    node = NodeProcess(ws)
+    node.wait_for(lambda ev: "ActorStarted" in types(ev))
+    deadline = time.monotonic() + 20
+    while not (ws / ".ghost" / "node.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    node.signal(signal.SIGINT)
+    assert node.wait() == 0
+    events = node.events()
+    assert types(events)[-1] == "NodeStopped"
+    assert events[-1].data["clean"] is True
+
+
 def test_second_node_on_the_same_state_dir_exits_2(ws: Path) -> None:
     first = NodeProcess(ws)
     try:
