@@ -206,7 +206,10 @@ class PatchFlow:
         journal = applying[-1].data if applying else {}
         recorded = journal.get("changes")
         if recorded is None:
-            return  # recorded by an older version, whose journal file recover() resolved
+            # Recorded by an older version, which journaled in a file: recover() has resolved
+            # any file there was, so this one died before writing its journal (or anything).
+            self._recovered(pid, "not_started", was="applying")
+            return
         changes = [
             FileChange(
                 c["path"],

@@ -16,7 +16,7 @@ import pytest
 from actors import patch_flow
 from actors.patch_flow import FlowError, PatchFlow, command_from_body
 from adapters.config import CommandLine, WorkspaceConfig
-from eventstore import SQLiteEventStore
+from eventstore import NewEvent, SQLiteEventStore
 
 PASS = CommandLine((sys.executable, "-c", "import sys; sys.exit(0)"))
 # Fails when app.py contains BROKEN: the tests of a patch that breaks the app.
@@ -466,3 +466,23 @@ def test_views_are_a_bounded_cache_and_evicted_patches_still_answer(
     again = make_flow(replace(ws, test_command=None), store, tmp_path)
     assert len(again.patches) == 3
     assert again.outcome(first.patch_id).status == "rolled_back"
+
+
+def test_an_older_versions_applying_without_its_journal_is_settled_on_load(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    """A store written by the version that journaled in a file: a PatchApplying without
+    `changes` and no journal file left means it died before writing anything."""
+    pid = "0123456789abcdef"
+    store.append(
+        f"patch-{pid}",
+        [
+            NewEvent("PatchReceived", {"patch_id": pid, "workspace": "main", "body_sha256": "x"}),
+            NewEvent("PatchApplying", {"patch_id": pid, "txn_id": pid, "files": []}),
+        ],
+    )
+    flow = make_flow(ws, store, tmp_path)
+    view = flow.patches[pid]
+    assert view.status == "failed"
+    assert view.error is not None
+    assert view.error["code"] == "interrupted"
