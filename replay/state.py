@@ -228,28 +228,26 @@ def _actor(
     p.actors[name] = _evolve_actor(p.actors.get(name) or ActorView(name), position, kind, d)
 
 
-def _tunnel(
-    p: NodeProjection,
-    position: int,
-    stream: str,
-    kind: str,
-    at: Instant,
-    d: Mapping[str, Any],
-) -> None:
-    name = str(d.get("name", stream.removeprefix("tunnel-")))
-    p.tunnels[name] = _evolve_link(p.tunnels.get(name) or LinkView(name), kind, at, d)
+def _link(views_of: Callable[[NodeProjection], dict[str, LinkView]], prefix: str) -> _Fold:
+    """The fold of a tunnel's or a service's events (they evolve alike, `_evolve_link`)."""
+
+    def fold(
+        p: NodeProjection,
+        position: int,
+        stream: str,
+        kind: str,
+        at: Instant,
+        d: Mapping[str, Any],
+    ) -> None:
+        views = views_of(p)
+        name = str(d.get("name", stream.removeprefix(prefix)))
+        views[name] = _evolve_link(views.get(name) or LinkView(name), kind, at, d)
+
+    return fold
 
 
-def _service(
-    p: NodeProjection,
-    position: int,
-    stream: str,
-    kind: str,
-    at: Instant,
-    d: Mapping[str, Any],
-) -> None:
-    name = str(d.get("name", stream.removeprefix("service-")))
-    p.services[name] = _evolve_link(p.services.get(name) or LinkView(name), kind, at, d)
+_tunnel = _link(lambda p: p.tunnels, "tunnel-")
+_service = _link(lambda p: p.services, "service-")
 
 
 def _notification(

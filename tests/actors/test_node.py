@@ -47,10 +47,7 @@ def test_sigterm_while_starting_is_a_clean_stop(ws: Path) -> None:
     while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
         time.sleep(0.002)
     node.signal(signal.SIGTERM)
-    assert node.wait() == 0
-    events = node.events()
-    assert types(events)[-1] == "NodeStopped"
-    assert events[-1].data["clean"] is True
+    _assert_stopped_cleanly(node)
 
 
 def test_ctrl_c_stops_a_running_node(ws: Path) -> None:
@@ -62,6 +59,10 @@ def test_ctrl_c_stops_a_running_node(ws: Path) -> None:
     while not (ws / ".ghost" / "node.json").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     node.signal(signal.SIGINT)
+    _assert_stopped_cleanly(node)
+
+
+def _assert_stopped_cleanly(node: NodeProcess) -> None:
     assert node.wait() == 0
     events = node.events()
     assert types(events)[-1] == "NodeStopped"

@@ -59,7 +59,6 @@ from tests.e2e.harness import (
     journal_left,
     patch_body,
     read_events,
-    reap_nodes,
     sha,
     try_mount_tmpfs,
     umount,
@@ -67,13 +66,6 @@ from tests.e2e.harness import (
     value_line,
     write_config,
 )
-
-
-@pytest.fixture(autouse=True)
-def _reap_nodes() -> Iterator[None]:
-    yield
-    reap_nodes()
-
 
 PKG = [f"pkg/f{i}.py" for i in range(6)]
 NOTES = [f"notes/n{i}.md" for i in range(4)]
@@ -1140,9 +1132,10 @@ class _Killed(BaseException):
     what a node killed at that instant leaves."""
 
 
-def _crash_after_received(base: Path, config: Path, state: Path, body: dict[str, Any]) -> str:
-    """Run the node's own PatchFlow on the state dir until PatchReceived is committed, then
-    die there (what the SIGKILL trials found 28 times in 100, see RELIABILITY.md)."""
+def _die_in_the_flow_at(step: str, config: Path, state: Path, body: dict[str, Any]) -> None:
+    """Run the node's own PatchFlow on the state dir and die (as SIGKILL would, no cleanup of
+    the flow's) when it reaches `step`, one of its methods: what a node killed at that instant
+    leaves on disk and in the store."""
     from actors.patch_flow import PatchFlow, command_from_body
     from adapters.config import CliOverrides, load_config
 
@@ -1154,9 +1147,15 @@ def _crash_after_received(base: Path, config: Path, state: Path, body: dict[str,
         def killed(*args: Any, **kwargs: Any) -> Any:
             raise _Killed
 
-        flow._process = killed  # type: ignore[method-assign]
+        setattr(flow, step, killed)
         with contextlib.suppress(_Killed):
             flow.submit(command_from_body(body, workspace.name))
+
+
+def _crash_after_received(config: Path, state: Path, body: dict[str, Any]) -> str:
+    """Die once PatchReceived is committed (what the SIGKILL trials found 28 times in 100,
+    see RELIABILITY.md)."""
+    _die_in_the_flow_at("_process", config, state, body)
     [received] = [e for e in read_events(state, ["PatchReceived"]) if e.data["client_id"]]
     return str(received.data["patch_id"])
 
@@ -1166,7 +1165,7 @@ def test_patch_killed_after_received_is_resolved_on_restart(tmp_path: Path) -> N
     node = GhostNode(tmp_path, config, state)  # a first run: the store, its baseline
     assert node.stop() == 0
     body = {**patch_body(tmp_path / "ws", ["pkg/f1.py"], 1, "v4a"), "id": "retry-me"}
-    pid = _crash_after_received(tmp_path, config, state, body)
+    pid = _crash_after_received(config, state, body)
     node = GhostNode(tmp_path, config, state)
     try:
         node.wait_healthy(actors=["patch.main"])
@@ -1185,22 +1184,9 @@ def test_patch_killed_after_received_is_resolved_on_restart(tmp_path: Path) -> N
 
 
 def _crash_before_the_automatic_rollback(config: Path, state: Path, body: dict[str, Any]) -> str:
-    """The node's own PatchFlow applies the patch and runs its (failing) tests, then dies just
-    before the automatic rollback: the state the trials left twice in 100 (`failed_tests`)."""
-    from actors.patch_flow import PatchFlow, command_from_body
-    from adapters.config import CliOverrides, load_config
-
-    workspace = load_config(config, CliOverrides(state_dir=state)).workspaces[0]
-    with SQLiteEventStore(state / "events.db") as store:
-        flow = PatchFlow(workspace, store, state / "journal" / workspace.name)
-        flow.load()
-
-        def killed(*args: Any, **kwargs: Any) -> Any:
-            raise _Killed
-
-        flow._roll_back = killed  # type: ignore[method-assign]
-        with contextlib.suppress(_Killed):
-            flow.submit(command_from_body(body, workspace.name))
+    """Apply the patch, run its (failing) tests, then die just before the automatic rollback:
+    the state the trials left twice in 100 (`failed_tests`)."""
+    _die_in_the_flow_at("_roll_back", config, state, body)
     [finished] = read_events(state, ["TestsFinished"])
     assert finished.data["status"] == "failed"
     return str(finished.data["patch_id"])

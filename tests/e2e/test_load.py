@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,18 +33,10 @@ from tests.e2e.harness import (
     editor_save,
     ghost_verify,
     patch_body,
-    reap_nodes,
     rss_slope,
     value_line,
     write_config,
 )
-
-
-@pytest.fixture(autouse=True)
-def _reap_nodes() -> Iterator[None]:
-    yield
-    reap_nodes()
-
 
 WORKSPACES = ("alpha", "beta", "gamma")
 FILES_PER_CLIENT = 3
