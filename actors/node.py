@@ -27,6 +27,7 @@ from typing import Any, Protocol, cast
 
 from pykka import ActorRef, ActorRegistry
 from twisted.internet import reactor as _reactor
+from twisted.internet.error import ReactorNotRunning
 
 from actors.chaos import ChaosMode
 from actors.edge import edge_checks, notifier_spec, service_specs, tunnel_specs, watcher_specs
@@ -185,6 +186,11 @@ class Node:
         finally:
             store.append(NODE_STREAM, [NewEvent(EventType.NODE_STOPPED, self._stop_data())])
             store.close()
+            # Stopped and recorded: another stop request is moot. Without this, one arriving
+            # while the interpreter exits (it puts the default actions back) killed the process,
+            # and systemd saw a stop that had gone well exit by SIGTERM.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
         return self.exit_code
 
     def _serve(self, store: SQLiteEventStore) -> None:
@@ -272,11 +278,11 @@ class Node:
         handle = install_shutdown(
             reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
         )
-        # Twisted installs its SIGINT handler only over Python's default one (it leaves a
-        # custom handler alone, e.g. a debugger's): give the signals back first, then act on
-        # one that came while starting once the reactor runs.
-        self._release_early_signals()
-        reactor.callWhenRunning(self._stop_if_signalled_early)
+        # Keep holding the signals until the reactor runs: it installs its SIGTERM handler over
+        # ours, and _take_signals installs its SIGINT one (Twisted leaves a SIGINT handler that is
+        # not Python's default alone). Handing them back before run() left a window in which
+        # SIGTERM killed the process.
+        reactor.callWhenRunning(self._take_signals)
         reactor.run()
         self.stop_timed_out = handle.timed_out
 
@@ -292,14 +298,29 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, remember)
 
-    def _release_early_signals(self) -> None:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def _take_signals(self) -> None:
+        """Reactor thread, once running: stop signals go to the reactor from now on, then act
+        on one that came while starting (in this order, so none falls between the two). Ours,
+        not Twisted's handlers: Twisted stops the reactor on every SIGTERM, and each one after
+        the first logs a ReactorNotRunning traceback while the node is already stopping."""
 
-    def _stop_if_signalled_early(self) -> None:
+        def on_stop_signal(signum: int, _frame: object) -> None:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            reactor.callFromThread(self._stop_reactor)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_stop_signal)
         if self._early_signal is not None:
             log.info("%s arrived while starting: stopping", signal.Signals(self._early_signal).name)
+            self._stop_reactor()
+
+    def _stop_reactor(self) -> None:
+        """Reactor thread. Several reasons may ask at once (signals, a give-up, a failed bind):
+        the first one stops the reactor, the others find it stopping already."""
+        try:
             reactor.stop()
+        except ReactorNotRunning:
+            log.debug("stop requested while already stopping")
 
     def _serving(self, host: str, port: int) -> None:
         """WebhookActor's thread, after every bind: publish where the node serves. The banner
@@ -344,7 +365,7 @@ class Node:
         )
         log.critical("cannot serve: %s", error)
         self.exit_code = EXIT_USAGE
-        reactor.stop()
+        self._stop_reactor()
 
     def _give_up(self, gave_up: GaveUp) -> None:
         """Reactor thread: the root supervisor gave up. Exit 70 so systemd restarts us."""
@@ -356,7 +377,7 @@ class Node:
         )
         self.exit_code = EXIT_GAVE_UP
         systemd.status(f"supervisor gave up: {gave_up.reason}")
-        reactor.stop()
+        self._stop_reactor()
 
     def _record_start(self, store: SQLiteEventStore) -> None:
         events = []

@@ -39,14 +39,23 @@ def test_clean_start_and_sigterm(ws: Path) -> None:
     assert not (ws / ".ghost" / "node.json").exists()
 
 
-def test_sigterm_while_starting_is_a_clean_stop(ws: Path) -> None:
-    """systemd may stop a node that is still starting: between NodeStarted and the reactor's
-    own signal handlers, SIGTERM must not kill the process with NodeStopped unwritten."""
+@pytest.mark.parametrize(
+    ("sig", "delay_s"),
+    [(signal.SIGTERM, 0.0), (signal.SIGTERM, 0.1), (signal.SIGTERM, 0.25), (signal.SIGINT, 0.1)],
+)
+def test_a_stop_signal_while_starting_is_a_clean_stop(
+    ws: Path, sig: signal.Signals, delay_s: float
+) -> None:
+    """systemd may stop a node that is still starting: from NodeStarted until the reactor's own
+    handlers are in place, SIGTERM or Ctrl-C must not kill the process with NodeStopped
+    unwritten. The delays spread the signal over the start (actors launching, the reactor
+    starting), where a window once opened."""
     node = NodeProcess(ws)
     deadline = time.monotonic() + 20
     while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
         time.sleep(0.002)
-    node.signal(signal.SIGTERM)
+    time.sleep(delay_s)
+    node.signal(sig)
     _assert_stopped_cleanly(node)
 
 
@@ -239,3 +248,17 @@ def test_bad_arguments_exit_2(ws: Path) -> None:
         node = NodeProcess(ws, *args)
         assert node.wait() == 2, args
         assert "Traceback" not in node.output()[1]
+
+
+def test_sigterm_again_and_again_through_the_start_is_one_clean_stop(ws: Path) -> None:
+    """A SIGTERM every few milliseconds from NodeStarted until the process exits lands in every
+    phase of the start (holding, the reactor installing its handlers, serving, stopping): each
+    one must be a clean stop request, never the default action that kills the process."""
+    node = NodeProcess(ws)
+    deadline = time.monotonic() + 20
+    while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    while node.proc.poll() is None and time.monotonic() < deadline:
+        node.signal(signal.SIGTERM)
+        time.sleep(0.002)
+    _assert_stopped_cleanly(node)
