@@ -154,6 +154,26 @@ class RowScan:
                 lo = mid + 1
         return lo
 
+    def chain_hash_at(self, position: int) -> bytes | None:
+        """The stored hash-chain link of the event at `position` (None: no such event), from
+        the scan's snapshot: what a derived state taken at `position` is checked against."""
+        try:
+            row = self._conn.execute(
+                "SELECT hash FROM events WHERE position = ?", (position,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"read failed: {exc}") from exc
+        return row[0] if row is not None and isinstance(row[0], bytes) else None
+
+    def resume_after(self, position: int) -> None:
+        """Read only the events after `position` (a state already folded up to there), within
+        the same bounds and snapshot. Before iterating."""
+        if self._done:
+            raise RuntimeError("resume_after() after the scan was iterated")
+        if not self._after <= position <= self.position:
+            raise ValueError(f"position {position} is outside ({self._after}, {self.position}]")
+        self._after = position
+
     def __iter__(self) -> Iterator[Row]:
         if self._done:
             raise RuntimeError("a RowScan is iterated once")

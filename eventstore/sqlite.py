@@ -382,6 +382,11 @@ class SQLiteEventStore:
         finally:
             conn.close()
 
+    @property
+    def upcasters(self) -> Upcasters:
+        """The upcasters every read goes through (state derived from reads depends on them)."""
+        return self._upcasters
+
     # --- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
         if self._closed:

@@ -8,6 +8,7 @@ store (no global registry).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,3 +38,14 @@ class Upcasters:
 
     def __bool__(self) -> bool:
         return bool(self._steps)
+
+    def fingerprint(self) -> str:
+        """Which steps are registered and what their code is: state derived through these
+        upcasters (a projection snapshot) is reusable only under the same fingerprint."""
+        digest = hashlib.sha256()
+        for (event_type, schema), fn in sorted(self._steps.items()):
+            code = getattr(fn, "__code__", None)
+            body = b"" if code is None else code.co_code + repr(code.co_consts).encode()
+            name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}"
+            digest.update(f"{event_type}\0{schema}\0{name}\0".encode() + body)
+        return digest.hexdigest()

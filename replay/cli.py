@@ -25,6 +25,7 @@ from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
 from replay import online, reading
 from replay.node_client import NodeClient, NodeError, NodeNotRunning
 from replay.output import print_json, table, to_json
+from replay.snapshots import SnapshotDir
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -197,12 +198,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if report is not None and not report.ok:
             return _report_broken_chain(report, args.json)
         total = store.last_position()
+        # --verify trusts nothing derived: it folds every event itself.
+        snapshots = None if args.verify else SnapshotDir.beside(store.path)
         if sys.stderr.isatty() and not args.json and total > 50_000:
             with Progress(transient=True) as bar:
                 task = bar.add_task("replaying", total=total)
-                projection = reading.replay(store, until, lambda p: bar.update(task, completed=p))
+                projection = reading.replay(
+                    store, until, lambda p: bar.update(task, completed=p), snapshots
+                )
         else:
-            projection = reading.replay(store, until)
+            projection = reading.replay(store, until, snapshots=snapshots)
         drift = reading.drift(projection, reading.workspace_paths(store)) if args.verify else []
     summary = projection.summary()
     problems = (report is not None and not report.ok) or bool(drift)

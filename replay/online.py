@@ -25,6 +25,7 @@ from eventstore import SQLiteEventStore, StoreError
 from replay import reading
 from replay.node_client import NodeClient, NodeError, lock_held, pid_alive
 from replay.output import print_json, table, to_json
+from replay.snapshots import SnapshotDir
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
 TUNNEL_TIMEOUT_S = 5.0
@@ -200,7 +201,7 @@ def _status_offline(args: argparse.Namespace, state_dir: Path) -> int:
     summary = None
     if db.exists():
         with SQLiteEventStore(db, readonly=True) as store:
-            summary = reading.replay(store).summary()
+            summary = reading.replay(store, snapshots=SnapshotDir.beside(store.path)).summary()
     if args.json:
         print_json({"running": False, "state_dir": str(state_dir), "state": summary})
         return EXIT_PROBLEM

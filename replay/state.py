@@ -79,7 +79,6 @@ class NodeProjection:
     notifications: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     runs: list[dict[str, Any]] = field(default_factory=list)
     paused: bool = False
-    _workspace_of_patch: dict[str, str] = field(default_factory=dict)
 
     def apply(self, event: RecordedEvent) -> None:
         self.apply_rows(

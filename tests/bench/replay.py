@@ -12,11 +12,16 @@ columns in position order and msgpack-decoding every payload (what any replay mu
 do), without building records or folding them. For scale, the same rebuild event by event as
 the node folds live (a RecordedEvent per event through `NodeProjection.apply`), whose result
 the bulk rebuild must equal (checked).
+
+With snapshots (replay/snapshots.py, what `ghost replay` and `ghost status` use): the first
+rebuild, which also saves one, and a rebuild from a snapshot half a snapshot interval back
+(SNAPSHOT_EVERY / 2 events: what a replay finds on average), both equal to the one from scratch.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -31,7 +36,9 @@ import msgpack
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from eventstore import NewEvent, SQLiteEventStore
-from replay.reading import replay
+from eventstore.rows import RowScan
+from replay.reading import SNAPSHOT_EVERY, replay
+from replay.snapshots import SnapshotDir
 from replay.state import NodeProjection
 
 GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
@@ -159,6 +166,47 @@ def raw_read(path: Path) -> tuple[int, float]:
         conn.close()
 
 
+def snapshot_figures(db: Path, scratch: NodeProjection) -> list[tuple[str, str, str]]:
+    """The rebuild with snapshots (replay/snapshots.py): the first one, which also saves a
+    snapshot, and one from a snapshot half a snapshot interval back (a replay finds on average),
+    each checked equal to the rebuild from scratch."""
+    snapshots = SnapshotDir.beside(db)
+    with SQLiteEventStore(db, readonly=True) as store:
+        last = store.last_position()
+        start = time.perf_counter()
+        first = replay(store, snapshots=snapshots)
+        saving = time.perf_counter() - start
+        [position] = snapshots.positions()
+        size = (snapshots.path / f"projection-{position}.msgpack").stat().st_size
+        shutil.rmtree(snapshots.path)
+        back = min(last, SNAPSHOT_EVERY // 2)
+        earlier = replay(store, until=last - back)
+        scan = RowScan(store)
+        link = scan.chain_hash_at(earlier.position)
+        scan.close()
+        assert link is not None
+        snapshots.save(earlier, link, store.upcasters.fingerprint())
+        del earlier
+        start = time.perf_counter()
+        resumed = replay(store, snapshots=snapshots)
+        from_snapshot = time.perf_counter() - start
+        shutil.rmtree(snapshots.path)
+    if first != scratch or resumed != scratch:
+        raise SystemExit("a rebuild with snapshots differs from the rebuild from scratch")
+    return [
+        (
+            "the same, saving a snapshot at the end",
+            f"{last / saving:,.0f} ev/s",
+            f"{saving:.2f} s; the snapshot {size / 1e6:.1f} MB",
+        ),
+        (
+            f"rebuild from a snapshot {back:,} events back",
+            f"{last / from_snapshot:,.0f} ev/s",
+            f"{from_snapshot:.2f} s for all {last:,} events, same result",
+        ),
+    ]
+
+
 def wall(*args: str, runs: int = 5) -> float:
     times = []
     for _ in range(runs):
@@ -193,6 +241,7 @@ def main() -> None:
         if live != projection:
             raise SystemExit("the rebuild differs from the event-by-event fold")
         del live
+        snapshotted = snapshot_figures(big / "events.db", projection)
         raw_n, raw_s = raw_read(big / "events.db")
         rows = [
             (f"build the {args.events:,}-event store", f"{built:.1f} s", ""),
@@ -208,6 +257,7 @@ def main() -> None:
                 f"{projection.position / one_by_one:,.0f} ev/s",
                 f"{one_by_one:.2f} s, same result; the rebuild is x{one_by_one / rebuild:.2f}",
             ),
+            *snapshotted,
         ]
         for label, cmd in (
             ("ghost audit --patch ID", ["audit", "--json", "--patch"]),
