@@ -134,14 +134,14 @@ def replay(
         started_at = projection.position
         # Rows carry recorded_at as the stored integer, which the folds accept (Instant).
         projection.apply_rows(scan)
+        projection.advance(scan.position)
+        worth_keeping = until is None and projection.position - started_at >= SNAPSHOT_EVERY
+        if snapshots is not None and end_hash is not None and worth_keeping:
+            snapshots.save(projection, end_hash, reads)  # its layout allocates millions too
     finally:
         scan.close()
         if collecting:
             gc.enable()
-    projection.advance(scan.position)
-    worth_keeping = until is None and projection.position - started_at >= SNAPSHOT_EVERY
-    if snapshots is not None and end_hash is not None and worth_keeping:
-        snapshots.save(projection, end_hash, reads)
     return projection
 
 
