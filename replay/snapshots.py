@@ -42,15 +42,21 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 KEEP = 2  # snapshots kept: the newest, and one more in case the newest turns out unusable
+# What reading a layout that is not _dump's raises (CorruptEventError: bytes the codec refuses).
+_NOT_OUR_LAYOUT = (AttributeError, KeyError, IndexError, TypeError, ValueError)
 _NAME = re.compile(r"^projection-(\d{1,19})\.msgpack$")
 _MAX_BYTES = 1 << 31  # a snapshot is our own file: bounded only against a runaway one
 
 
-def _fingerprint() -> str:
+def _fingerprint() -> str | None:
+    """None when the folds' source cannot be read (a frozen or zipped install): then a
+    snapshot could not tell which folds made it, and none is saved or used."""
     digest = hashlib.sha256(str(FORMAT).encode())
-    for module in (state_module, patches_module):
-        digest.update(Path(cast(str, module.__file__)).read_bytes())
-    digest.update(Path(__file__).read_bytes())
+    try:
+        for source in (state_module.__file__, patches_module.__file__, __file__):
+            digest.update(Path(source).read_bytes())
+    except (OSError, TypeError):
+        return None
     return digest.hexdigest()
 
 
@@ -89,6 +95,8 @@ class SnapshotDir:
         """The newest usable snapshot at or before position `upto`, of events read through
         upcasters of fingerprint `reads`. `chain_hash_at` gives the stored chain link of the
         event at a position (None: no such event)."""
+        if CODE is None:
+            return None
         for position in self.positions():
             if position > upto:
                 continue
@@ -106,6 +114,8 @@ class SnapshotDir:
         through upcasters of fingerprint `reads`) and prune older
         snapshots. Best effort: a state directory this process cannot write (an operator
         reading another user's node, a full disk) only means the next rebuild starts earlier."""
+        if CODE is None:
+            return None
         body = codec.encode(
             {
                 "format": FORMAT,
@@ -154,8 +164,7 @@ class SnapshotDir:
         except OSError as exc:
             log.info("snapshot %s unreadable: %s", path.name, exc)
             return None
-        # CorruptEventError from the codec; the others from a layout that is not _dump's.
-        except (CorruptEventError, KeyError, IndexError, TypeError, ValueError) as exc:
+        except (CorruptEventError, *_NOT_OUR_LAYOUT) as exc:
             log.warning("snapshot %s is damaged (%s): removed", path.name, exc)
             self._discard(position)
             return None
@@ -178,7 +187,9 @@ _LINK_FIELDS = tuple(f.name for f in fields(LinkView))
 def _dump(p: NodeProjection) -> dict[str, Any]:
     return {
         "position": p.position,
-        "patches": [_patch_row(view) for view in p.patches.values()],
+        # By the projection's key (the stream's id), which a tampered or odd event's own
+        # patch_id need not equal.
+        "patches": {key: _patch_row(view) for key, view in p.patches.items()},
         "files": {ws: {path: list(f) for path, f in fs.items()} for ws, fs in p.files.items()},
         "actors": [[getattr(a, n) for n in _ACTOR_FIELDS] for a in p.actors.values()],
         "tunnels": [[getattr(t, n) for n in _LINK_FIELDS] for t in p.tunnels.values()],
@@ -200,12 +211,12 @@ def _load_state(d: Mapping[str, Any]) -> NodeProjection:
     new_view = cast(Callable[[type[PatchView], Iterable[Any]], PatchView], tuple.__new__)
     width = len(PatchView._fields)
     patches: dict[str, PatchView] = {}
-    for row in d["patches"]:
+    for key, row in d["patches"].items():
         if len(row) != width:
             raise ValueError(f"a patch row of {len(row)} fields, not {width}")
         for i in _PATCH_TUPLES:
             row[i] = tuple(row[i])
-        patches[row[0]] = new_view(PatchView, row)
+        patches[key] = new_view(PatchView, row)
     return NodeProjection(
         position=int(d["position"]),
         patches=patches,

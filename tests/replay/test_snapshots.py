@@ -22,6 +22,7 @@ from eventstore import NewEvent, SQLiteEventStore, codec
 from eventstore.rows import RowScan
 from eventstore.upcasting import Upcasters
 from replay import reading
+from replay import snapshots as snapshot_module
 from replay.reading import replay
 from replay.snapshots import KEEP, SnapshotDir
 from replay.state import NodeProjection
@@ -228,3 +229,34 @@ def test_ghost_replay_uses_a_snapshot_and_verify_does_not(db: Path) -> None:
     assert ghost()["state"]["notifications"]["sent"] == 12345  # type: ignore[index]
     verified = ghost("--verify")["state"]["notifications"]  # type: ignore[index]
     assert verified == true_state.notifications
+
+
+def test_patches_keep_their_stream_key_through_a_snapshot(tmp_path: Path) -> None:
+    """The projection keys a patch by its stream; an event's own patch_id (odd, or tampered
+    with) may differ, and a snapshot must not re-key it."""
+    db = tmp_path / "events.db"
+    with SQLiteEventStore(db) as store:
+        store.append("patch-abc", [NewEvent("PatchReceived", {"patch_id": "xyz"})])
+        store.append("patch-abc", [NewEvent("PatchQueued", {"patch_id": "xyz"})])
+        store.append("patch-def", [NewEvent("PatchReceived", {"patch_id": "def"})])
+    snapshots = SnapshotDir.beside(db)
+    with SQLiteEventStore(db, readonly=True) as store:
+        snapshot_at(store, snapshots, 2)
+        resumed = replay(store, snapshots=snapshots)
+        assert set(resumed.patches) == {"abc", "def"}
+        assert resumed.patches["abc"].patch_id == "xyz"
+        assert_same(resumed, replay(store))
+
+
+def test_without_readable_fold_sources_no_snapshot_is_saved_or_used(
+    db: Path, scratch: NodeProjection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshots = SnapshotDir.beside(db)
+    with SQLiteEventStore(db, readonly=True) as store:
+        half = store.last_position() // 2
+        snapshot_at(store, snapshots, half)
+        monkeypatch.setattr(snapshot_module, "CODE", None)
+        monkeypatch.setattr(reading, "SNAPSHOT_EVERY", 1)
+        assert snapshots.latest(store.last_position(), lambda _p: None, "") is None
+        assert_same(replay(store, snapshots=snapshots), scratch)
+    assert snapshots.positions() == [half]  # nothing new saved
