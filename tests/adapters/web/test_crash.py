@@ -114,5 +114,6 @@ def test_sigkill_during_multi_file_patches(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 100 node starts and kills: ~3 min here, over the default 120 s
 def test_sigkill_during_multi_file_patches_100(tmp_path: Path) -> None:
     _run_trials(tmp_path, trials=100, seed=100)
