@@ -222,6 +222,12 @@ class WatcherActor(GhostActor):
         self.polling = polling
         self.stream = workspace_stream(workspace.name)
         self._watcher: Watcher | None = None
+        # Batches handed to the mailbox and not recorded yet, oldest first. A batch told just
+        # after the supervisor's stop was queued is never delivered (pykka drops told messages
+        # that wait behind a stop), so teardown records what is left here.
+        self._unrecorded: deque[_Batch] = deque()
+        self._unrecorded_lock = threading.Lock()  # held briefly: the flusher never waits long
+        self._recording = threading.Lock()  # one recorder at a time, in order
         self._baseline = False  # no history: the start rescan records every file
         self._info = _Info()
         self.expectations = (
@@ -262,12 +268,17 @@ class WatcherActor(GhostActor):
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()  # joins the observer and the flusher; the last batches land below
+        try:
+            self._record_unrecorded()  # told before the stop, never delivered
+        except Exception:  # a store refusing now: the next start's rescan reports them
+            log.warning("%s: batches left to the next start's rescan", self.name, exc_info=True)
 
     def receive(self, message: Any) -> Any:
         match message:
-            case _Batch(batch=batch, initial=initial, generation=generation):
-                if generation == self.generation:
-                    self._record_batch(batch, initial)
+            case _Batch(generation=generation) if generation == self.generation:
+                self._record_unrecorded(upto=message)
+            case _Batch():
+                pass  # salvaged from a failed incarnation: this one's rescan reports it anew
             case _Warning(message=text):
                 self._record_warning(text)
             case ExpectWrites(paths_to_sha=paths, source=source, ttl_s=ttl):
@@ -282,12 +293,15 @@ class WatcherActor(GhostActor):
     def _on_batch(self, batch: ChangeBatch) -> None:
         watcher = self._watcher
         initial = watcher is not None and not watcher.wait_ready(0)
+        message = _Batch(batch, initial, self.generation)
+        with self._unrecorded_lock:
+            self._unrecorded.append(message)
         try:
-            self.actor_ref.tell(_Batch(batch, initial, self.generation))
+            self.actor_ref.tell(message)
         except ActorDeadError:
-            # Stopping: the actor thread is in teardown, waiting for the flusher to end, so
-            # nothing else touches our state; record the final flush's batches from here.
-            self._record_batch(batch, initial)
+            # Stopping: the actor thread is in teardown, waiting for the flusher to end; the
+            # final flush's batches are recorded from here, after any still undelivered.
+            self._record_unrecorded()
 
     def _on_warning(self, message: str) -> None:
         try:
@@ -296,6 +310,24 @@ class WatcherActor(GhostActor):
             self._record_warning(message)
 
     # --- recording -----------------------------------------------------------------------------
+    def _record_unrecorded(self, upto: _Batch | None = None) -> None:
+        """Record the batches not recorded yet, oldest first: up to and including `upto` (a
+        delivered message; nothing if the stop path recorded it already), else all."""
+        with self._recording:
+            with self._unrecorded_lock:
+                if upto is not None and not any(m is upto for m in self._unrecorded):
+                    return
+            while True:
+                with self._unrecorded_lock:
+                    if not self._unrecorded:
+                        return
+                    message = self._unrecorded[0]
+                self._record_batch(message.batch, message.initial)
+                with self._unrecorded_lock:
+                    self._unrecorded.popleft()  # after: a refused append leaves it for later
+                if message is upto:
+                    return
+
     def _record_batch(self, batch: ChangeBatch, initial: bool) -> None:
         paths = [{"path": c.path, "kind": c.kind, "sha256": c.sha256} for c in batch.changes]
         data: dict[str, Any] = {

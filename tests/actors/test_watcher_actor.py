@@ -260,6 +260,60 @@ def test_announced_writes_are_attributed_while_the_actor_is_busy(
     assert wait_change(store, "README.md", "modified")["source"] == "external"
 
 
+def test_a_batch_told_behind_the_stop_is_still_recorded(
+    store: SQLiteEventStore, ws: WorkspaceConfig, start_supervisor: Callable[..., Supervisor]
+) -> None:
+    """A batch the flusher hands over while the actor is busy recording and its stop is
+    already queued is recorded before the actor ends. (pykka drops told messages still queued
+    behind a stop; teardown records those. On this path the hand-over itself may also meet a
+    stopped actor and be recorded from the flusher: either way the batch is not lost.)"""
+    told: list[ChangeBatch] = []
+    recorded: list[ChangeBatch] = []
+
+    class Probe(WatcherActor):
+        def _on_batch(self, batch: ChangeBatch) -> None:  # the flusher thread
+            super()._on_batch(batch)
+            told.append(batch)
+
+        def _record_batch(self, batch: ChangeBatch, initial: bool) -> None:
+            recorded.append(batch)
+            super()._record_batch(batch, initial)
+
+    gated = GatedStore(store)
+    recorder = StoreRecorder(store)
+    spec = ChildSpec(
+        "watcher.main", partial(Probe, ws, cast(EventStore, gated), recorder, debounce_s=0.05)
+    )
+    sup = start_supervisor("core", [spec], recorder=recorder)
+    stopper = threading.Thread(target=lambda: sup.actor_ref.stop(timeout=20))
+    try:
+        wait_until(lambda: info(sup)["ready"], what="first rescan")
+        info(sup)
+        ref = spec.handle.ref
+        assert ref is not None
+        gated.close_gate()
+        (ws.path / "README.md").write_text("# first\n")
+        wait_until(gated.blocked.is_set, what="the actor to be stuck recording a batch")
+        queued = ref.actor_inbox.qsize()
+        stopper.start()
+        wait_until(lambda: ref.actor_inbox.qsize() > queued, what="the stop to be queued")
+        (ws.path / "src" / "app.py").write_text("x = 2\n")
+        wait_until(
+            lambda: any(c.path == "src/app.py" for b in told for c in b.changes),
+            what="the flusher to hand over the batch behind the stop",
+        )
+    finally:
+        gated.open_gate()
+    stopper.join(20)
+    assert not stopper.is_alive()
+    assert spec.handle.state == "stopped"
+    assert wait_change(store, "README.md", "modified")["source"] == "external"
+    assert wait_change(store, "src/app.py", "modified")["change"]["sha256"] == sha("x = 2\n")
+    # ...by recording the very batch that waited behind the stop, not by luck of a later flush.
+    [behind] = [b for b in told if any(c.path == "src/app.py" for c in b.changes)][:1]
+    assert any(b is behind for b in recorded)
+
+
 def test_announcements_reach_the_live_watcher_across_restarts(
     run: Callable[[], Supervisor], store: SQLiteEventStore, ws: WorkspaceConfig
 ) -> None:
