@@ -23,7 +23,12 @@ def ws(tmp_path: Path) -> Path:
 
 def test_clean_start_and_sigterm(ws: Path) -> None:
     node = NodeProcess(ws)
-    events = node.wait_for(lambda ev: "ActorStarted" in types(ev))
+    try:
+        events = node.wait_for(lambda ev: "ActorStarted" in types(ev))
+        _wait_for_node_json(ws)  # written once the reactor runs and the API is bound
+    except BaseException:
+        node.kill()  # never leave a node behind for the tests that count child processes
+        raise
     assert types(events)[0] == "NodeStarted"
     assert events[0].data["previous_run_clean"] is True
     info = json.loads((ws / ".ghost" / "node.json").read_text())
@@ -64,11 +69,16 @@ def test_ctrl_c_stops_a_running_node(ws: Path) -> None:
     holds signals while starting must not keep Twisted from installing its own."""
     node = NodeProcess(ws)
     node.wait_for(lambda ev: "ActorStarted" in types(ev))
-    deadline = time.monotonic() + 20
-    while not (ws / ".ghost" / "node.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for_node_json(ws)
     node.signal(signal.SIGINT)
     _assert_stopped_cleanly(node)
+
+
+def _wait_for_node_json(ws: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not (ws / ".ghost" / "node.json").exists():
+        assert time.monotonic() < deadline, "node.json never appeared"
+        time.sleep(0.02)
 
 
 def _assert_stopped_cleanly(node: NodeProcess) -> None:
