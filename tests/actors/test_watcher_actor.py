@@ -327,6 +327,9 @@ def test_announcements_reach_the_live_watcher_across_restarts(
     assert ref is not None
     ref.stop(timeout=5)  # a normal exit: the permanent child is started again
     wait_until(lambda: handle.restarts == 1 and handle.state == "running", what="restart")
+    # As after any start: the new incarnation's first rescan is done, so the write below is
+    # seen by its observer, not raced by the rescan (which may report it as "rescan").
+    wait_until(lambda: info(sup)["ready"], what="the new incarnation's first rescan")
     info(sup)
     assert expectations_of(handle) is shared  # the new incarnation's Watcher uses it too
     expect({"src/app.py": sha("x = 7\n")}, "patch:p7")
