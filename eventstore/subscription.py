@@ -88,6 +88,11 @@ class StoreSubscription:
         return self._position
 
     @property
+    def committed(self) -> int:
+        """The store's last committed position, which may be ahead of `position`."""
+        return self._notifier.position
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
@@ -111,6 +116,13 @@ class StoreSubscription:
                     return []
                 self._notifier.wait_beyond(self._position, remaining, self._closed.is_set)
         return []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait, without reading, until something is committed past this subscription's
+        position (True), or the timeout ends or the subscription closes (False). For a
+        follower that lets a burst of commits settle before one `poll` reads them all."""
+        committed = self._notifier.wait_beyond(self._position, timeout, self._closed.is_set)
+        return committed > self._position and not self._closed.is_set()
 
     def close(self) -> None:
         self._closed.set()

@@ -134,7 +134,7 @@ def summary(app: WebApp) -> Deferred[dict[str, Any]]:
                 "checks": snap.get("checks", {}),
                 "uptime_s": round(time.monotonic() - app.services.started_at, 3),
                 "version": app.services.version,
-                "position": app.hub.position,  # the last event the live feed saw
+                "position": app.hub.committed,  # the store's last committed event
                 "workspaces": sorted(app.services.workspaces),
                 "availability": avail,
             }
