@@ -27,6 +27,16 @@ class Subscription(Protocol):
         Returns [] on timeout or once closed."""
         ...
 
+    @property
+    def committed(self) -> int:
+        """The store's last committed position, which may be ahead of `position`."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait, without reading, until an event is committed past `position` (True), or the
+        timeout ends or the subscription closes (False)."""
+        ...
+
     def close(self) -> None: ...
 
     def __iter__(self) -> Iterator[RecordedEvent]:

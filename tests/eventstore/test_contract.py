@@ -207,6 +207,22 @@ def test_subscription_catches_up_then_goes_live(store: EventStore) -> None:
     assert sub.poll(timeout=0.01) == []
 
 
+def test_subscription_wait_reads_nothing(store: EventStore) -> None:
+    store.append("s", [ev(n=1)])
+    sub = store.subscribe(after=1)
+    assert sub.committed == 1
+    assert sub.wait(timeout=0.05) is False
+    timer = threading.Timer(0.1, lambda: store.append("s", [ev(n=2)]))
+    timer.start()
+    assert sub.wait(timeout=5) is True
+    timer.join()
+    assert (sub.position, sub.committed) == (1, 2)  # waiting handed nothing out
+    assert [e.data["n"] for e in sub.poll(timeout=0)] == [2]
+    assert sub.wait(timeout=0.01) is False
+    sub.close()
+    assert sub.wait(timeout=5) is False
+
+
 def test_subscription_by_type(store: EventStore) -> None:
     sub = store.subscribe(types=["Want"])
     store.append("s", [ev("Skip"), ev("Want", n=1), ev("Skip")])
