@@ -99,7 +99,12 @@ class PatchActor(GhostActor):
         # Rebuilt from events on every (re)start, and leftover journals resolved first: a
         # restart after a crash mid-patch leaves every patch all-before or all-after.
         flow = PatchFlow(
-            self.workspace, self._store, self._journal_dir, self._test_runner, self._expect_writes
+            self.workspace,
+            self._store,
+            self._journal_dir,
+            self._test_runner,
+            self._expect_writes,
+            reap_later=True,  # tidied after each answer, in _answer
         )
         flow.load()
         self.flow = flow
@@ -117,6 +122,14 @@ class PatchActor(GhostActor):
     def _answer(self, message: SubmitPatch | Decide | SetPaused | RunTests) -> None:
         flow = self.flow
         assert flow is not None
+        try:
+            self._decide(flow, message)
+        finally:
+            flow.tidy()  # after the answer: see PatchFlow.tidy
+
+    def _decide(
+        self, flow: PatchFlow, message: SubmitPatch | Decide | SetPaused | RunTests
+    ) -> None:
         try:
             result: Any
             if isinstance(message, SubmitPatch):

@@ -136,8 +136,12 @@ class PatchFlow:
         journal_dir: Path,
         test_runner: TestRunner = default_test_runner,
         expect_writes: ExpectWrites | None = None,
+        reap_later: bool = False,
     ) -> None:
+        """`reap_later`: the old files a transaction replaced are unlinked by `tidy()`, which
+        the caller runs once it has answered (PatchActor does), not before each call returns."""
         self.workspace = workspace
+        self.reap_later = reap_later
         self.store = store
         self.sandbox = Sandbox(workspace.path, workspace.exclude, workspace.max_file_bytes)
         self.transactions = FileTransactions(workspace.path, journal_dir, store)
@@ -153,8 +157,13 @@ class PatchFlow:
         self._deferred: dict[str, _Deferred] = {}
 
     def close(self) -> None:
-        """Release what the flow holds (its transactions' fsync threads)."""
+        """Release what the flow holds (its transactions' leftovers and fsync threads)."""
         self.transactions.close()
+
+    def tidy(self) -> None:
+        """Unlink the old files the last transaction replaced: called once its caller has
+        been answered, so that freeing their blocks is no part of the answer's latency."""
+        self.transactions.reap()
 
     # --- start -------------------------------------------------------------------------------
     def load(self) -> None:
@@ -170,6 +179,7 @@ class PatchFlow:
             if view.client_id is not None:
                 self.by_client_id[view.client_id] = pid
         # Every view while settling what a crash left; the cache is trimmed at the end.
+        latest = max(views.values(), key=lambda v: v.last_position, default=None)
         self.patches = OrderedDict(views)
         del views
         self._loading = True
@@ -190,6 +200,12 @@ class PatchFlow:
             if view.status in ("applied", "failed_tests") and not view.rolled_back:
                 self._finish_tests(pid)
         self.queue = [pid for pid, v in self.patches.items() if v.status == "queued"]
+        self.tidy()  # what the recoveries above replaced
+        if latest is not None and latest.changes:
+            # Old files are reaped once a message is answered, before the next one: only the
+            # transactions of the patch in flight at the crash (the latest) can have left any.
+            paths = [c["path"] for c in latest.changes]
+            self.transactions.discard_leftovers(latest.patch_id, paths)
         self._loading = False
         self._trim()
 
@@ -487,6 +503,7 @@ class PatchFlow:
                 # Not forced to disk: the renames were the commit point (module doc).
                 lambda: self._record(pid, EventType.PATCH_APPLIED, applied, durable=False),
                 journal=False,
+                reap_later=self.reap_later,
             )
         except FileChangedError as exc:
             return self._reject(pid, "conflict", str(exc), {"path": exc.path})
@@ -607,7 +624,10 @@ class PatchFlow:
         if self.expect_writes is not None:
             self.expect_writes({c.path: sha256_or_none(c.after) for c in changes}, f"patch:{pid}")
         self.transactions.apply(
-            txn_id, changes, lambda: self._record(pid, EventType.PATCH_ROLLED_BACK, data)
+            txn_id,
+            changes,
+            lambda: self._record(pid, EventType.PATCH_ROLLED_BACK, data),
+            reap_later=self.reap_later,
         )
 
     # --- answers and bookkeeping ---------------------------------------------------------------

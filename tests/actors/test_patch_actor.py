@@ -89,6 +89,22 @@ def test_fifty_patches_queued_on_one_workspace_apply_in_order(
         tree.stop()
 
 
+def test_the_old_files_are_reaped_once_answered(store: SQLiteEventStore, tmp_path: Path) -> None:
+    """The actor's flow keeps a replaced file's old inode under a second name through the
+    answer (freeing it is slow on some file systems) and unlinks it right after."""
+    ws = workspace(tmp_path, "main")
+    tree = Tree(store, tmp_path, [ws])
+    try:
+        for n in range(3):
+            assert submit(tree.service, "main", bump(n))[1].result(timeout=30).status == "applied"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(list(ws.path.iterdir())) > 1:
+            time.sleep(0.01)
+        assert sorted(p.name for p in ws.path.iterdir()) == ["counter.txt"]
+    finally:
+        tree.stop()
+
+
 def slow_runner(delay: float, log: list[tuple[str, float, float]], ws: WorkspaceConfig) -> TestRun:
     start = time.monotonic()
     time.sleep(delay)

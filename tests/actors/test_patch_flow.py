@@ -386,6 +386,18 @@ def test_a_process_dying_inside_the_transaction_is_resolved_on_load(
     assert len(store.read_all()) == count
 
 
+def test_load_discards_the_old_files_a_dead_process_did_not_reap(
+    ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
+) -> None:
+    flow = PatchFlow(ws, store, tmp_path / "state" / "journal", reap_later=True)
+    flow.load()
+    reply = submit(flow, patch="*** Begin Patch\n*** Delete File: lib.py\n*** End Patch\n")
+    assert reply.status == "applied"  # type: ignore[attr-defined]
+    assert [p.name for p in ws.path.iterdir() if p.name.startswith(".")]  # not tidied: "died"
+    make_flow(ws, store, tmp_path)
+    assert not [p.name for p in ws.path.iterdir() if p.name.startswith(".")]
+
+
 def test_failed_tests_whose_rollback_a_crash_cut_short_roll_back_on_load(
     ws: WorkspaceConfig, store: SQLiteEventStore, tmp_path: Path
 ) -> None:

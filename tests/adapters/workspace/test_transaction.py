@@ -62,6 +62,42 @@ def test_applies_every_change_and_keeps_modes(ws: Path, store: SQLiteEventStore)
     assert not list(ws.rglob("*.tmp"))
 
 
+def test_reap_later_keeps_old_files_under_a_second_name_until_reaped(
+    ws: Path, store: SQLiteEventStore
+) -> None:
+    t = txns(ws, store)
+    changes = [
+        FileChange("a.py", b"a = 1\n", b"a = 10\n"),
+        FileChange("pkg/b.py", b"b = 2\r\n", None),
+    ]
+    t.apply("p1", changes, lambda: None, reap_later=True)
+    assert snapshot(ws) == {
+        "a.py": b"a = 10\n",
+        ".a.py.ghost-p1.old.tmp": b"a = 1\n",  # the replaced inode, not yet freed
+        "pkg/.b.py.ghost-p1.old.tmp": b"b = 2\r\n",  # the deletion, renamed aside
+    }
+    t.reap()
+    assert snapshot(ws) == {"a.py": b"a = 10\n"}
+    # The next transaction reaps whatever its caller did not.
+    t.apply("p2", [FileChange("a.py", b"a = 10\n", b"a = 2\n")], lambda: None, reap_later=True)
+    t.apply("p3", [FileChange("a.py", b"a = 2\n", b"a = 3\n")], lambda: None)
+    assert snapshot(ws) == {"a.py": b"a = 3\n"}
+
+
+def test_discard_leftovers_removes_what_a_dead_process_left(
+    ws: Path, store: SQLiteEventStore
+) -> None:
+    changes = [
+        FileChange("a.py", b"a = 1\n", b"a = 10\n"),
+        FileChange("pkg/b.py", b"b = 2\r\n", None),
+    ]
+    txns(ws, store).apply("p1", changes, lambda: None, reap_later=True)  # never reaped
+    later = txns(ws, store)  # the next process
+    later.discard_leftovers("p1", ["a.py", "pkg/b.py", "gone/c.py"])
+    later.discard_leftovers("p1", ["a.py"])  # idempotent
+    assert snapshot(ws) == {"a.py": b"a = 10\n"}
+
+
 def test_backups_are_blobs(ws: Path, store: SQLiteEventStore) -> None:
     txns(ws, store).apply("p1", [FileChange("a.py", b"a = 1\n", b"x\n")], lambda: None)
     assert store.get_blob(__import__("hashlib").sha256(b"a = 1\n").hexdigest()) == b"a = 1\n"
