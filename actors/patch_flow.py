@@ -16,7 +16,9 @@ durable, PatchApplying, plus the files' own fsyncs, as the benchmark's floor doe
   PatchRejected, ...), in the same commit: one of them is always recorded before anyone is
   answered, and a bug that escapes before any still leaves the receipt.
 - PatchApplying is the transaction's journal: it names every file's before and after sha256
-  and is committed with both contents as blobs, so no journal file is needed.
+  and is committed with both contents as blobs, so no journal file is needed. The new
+  contents are written to unnamed temps and fsynced while it commits (FileTransactions'
+  `record`): the two fsyncs overlap, and a crash before it leaves nothing behind.
 - The commit point is the last rename (and its directory fsync), not PatchApplied: recovery
   rolls an apply forward when every file holds its after side, back otherwise. So
   PatchApplied need not be forced to disk either; if a power loss takes it, the next start
@@ -473,20 +475,17 @@ class PatchFlow:
             }
             for c in changes
         ]
-        self._record(
-            pid,
-            EventType.PATCH_APPLYING,
-            # The transaction's journal: its changes, and as blobs the contents of both sides,
-            # durable before any file is touched (see _recover_apply).
-            {
-                "patch_id": pid,
-                "txn_id": pid,
-                "files": files,
-                "changes": changes_json,
-                "diff_blob": diff_blob,
-            },
-            blobs=[diff_bytes, *(b for c in changes for b in (c.before, c.after) if b is not None)],
-        )
+        journal = {
+            "patch_id": pid,
+            "txn_id": pid,
+            "files": files,
+            "changes": changes_json,
+            "diff_blob": diff_blob,
+        }
+        journal_blobs = [
+            diff_bytes,
+            *(b for c in changes for b in (c.before, c.after) if b is not None),
+        ]
         if self.expect_writes is not None:
             self.expect_writes({c.path: sha256_or_none(c.after) for c in changes}, f"patch:{pid}")
         applied = {
@@ -504,6 +503,12 @@ class PatchFlow:
                 lambda: self._record(pid, EventType.PATCH_APPLIED, applied, durable=False),
                 journal=False,
                 reap_later=self.reap_later,
+                # The transaction's journal: its changes, and as blobs the contents of both
+                # sides, durable before any file is renamed (see _recover_apply); the new
+                # contents are written and fsynced meanwhile.
+                record=lambda: self._record(
+                    pid, EventType.PATCH_APPLYING, journal, blobs=journal_blobs
+                ),
             )
         except FileChangedError as exc:
             return self._reject(pid, "conflict", str(exc), {"path": exc.path})

@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_O_TMPFILE: int = getattr(os, "O_TMPFILE", 0)  # Linux only
 
 
 class UnsafePathError(OSError):
@@ -91,7 +92,41 @@ def create_temp(dir_fd: int, name: str, content: bytes, mode: int) -> int:
     """Create `name` (which must not exist) with `content`, NOT fsynced: the open descriptor
     is returned so the caller can fsync several files at once, then close it."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    return _fill(os.open(name, flags, mode, dir_fd=dir_fd), content, mode)
+
+
+def create_unnamed(dir_fd: int, content: bytes, mode: int) -> int:
+    """An unnamed file (O_TMPFILE) in the directory holding `content`, NOT fsynced. It has no
+    name until `link_unnamed`: if the process dies first, the file system reclaims it and
+    nothing is left behind. Raises OSError where the file system (or the OS) has none."""
+    if not _O_TMPFILE:
+        raise OSError(errno.EOPNOTSUPP, "no O_TMPFILE here")
+    fd = os.open(".", _O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    return _fill(fd, content, mode)
+
+
+def link_unnamed(fd: int, dir_fd: int, name: str) -> None:
+    """Give an unnamed file a name in the directory (through /proc, as open(2) documents for
+    O_TMPFILE: linkat with AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH)."""
+    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=dir_fd, follow_symlinks=True)
+
+
+def unnamed_supported(directory: Path) -> bool:
+    """Whether unnamed files can be made and named in `directory`."""
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        os.close(create_unnamed(fd, b"", 0o600))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return os.path.isdir("/proc/self/fd")
+
+
+def _fill(fd: int, content: bytes, mode: int) -> int:
     try:
         view = memoryview(content)
         while view:

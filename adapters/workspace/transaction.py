@@ -40,6 +40,7 @@ import logging
 import os
 import posixpath
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,8 +97,11 @@ class _Slot:
     dir_fd: int
     name: str
     temp: str | None
-    temp_fd: int | None = None  # open until fsynced
+    temp_fd: int | None = None  # open until named (unnamed temps) or fsynced
     old: str | None = None  # the second name of the old file, once given (see Leftovers)
+    mode: int = 0o644
+    named: bool = False  # the temp exists under its name `temp`
+    pending: bool = False  # its temp is still to be written (after the caller's record)
 
 
 # fsyncs run in parallel for a multi-file patch: the file system folds concurrent fsyncs into
@@ -115,6 +119,7 @@ class FileTransactions:
         journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._syncer: ThreadPoolExecutor | None = None  # made at the first multi-file apply
         self._leftovers: list[str] = []  # old names to unlink (relative paths), see Leftovers
+        self._unnamed: bool | None = None  # whether O_TMPFILE works here, probed once
 
     def close(self) -> None:
         """Unlink what is left, stop the fsync threads (the owner calls this when it stops)."""
@@ -146,9 +151,7 @@ class FileTransactions:
             for fd in fds:
                 os.fsync(fd)
             return
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(_MAX_SYNC_THREADS, thread_name_prefix="txn-fsync")
-        for _ in self._syncer.map(os.fsync, fds):  # re-raises the first failure
+        for _ in self._pool().map(os.fsync, fds):  # re-raises the first failure
             pass
 
     # --- applying ------------------------------------------------------------------------------
@@ -159,14 +162,21 @@ class FileTransactions:
         commit: Callable[[], object],
         journal: bool = True,
         reap_later: bool = False,
+        record: Callable[[], object] | None = None,
     ) -> None:
         """Apply every change or none. Raises FileChangedError (nothing written),
         dirfd.UnsafePathError or OSError (nothing left changed), or whatever `commit` raises
         (the files are restored to before first). `journal=False`: the caller has already
         made steps 1 and 2 durable itself (every content as a blob, and a record of the
         transaction's changes that it will hand to `resolve()` after a crash). `reap_later`:
-        the old files are unlinked by the caller's `reap()`, not before returning."""
+        the old files are unlinked by the caller's `reap()`, not before returning. `record`
+        (with journal=False): the caller's durable record of the transaction, called before
+        anything is renamed -- while the new contents are written and fsynced in another
+        thread where that leaves nothing behind on a crash (see `_stage_alongside`); if it
+        raises, nothing is changed."""
         _check_txn_id(txn_id)
+        if record is not None and journal:
+            raise ValueError("record is the journal of a transaction applied with journal=False")
         self.reap()  # old names share a prefix per patch: none may be left from its last one
         if journal:
             for change in changes:
@@ -177,36 +187,24 @@ class FileTransactions:
         with contextlib.ExitStack() as stack:
             slots: list[_Slot] = []
             directories: dict[str, int] = {}  # one descriptor per directory, to fsync once
+            stack.callback(_close_temps, slots)
             try:
-                for change in changes:
-                    fd, name = stack.enter_context(
-                        dirfd.open_parent(self.root, change.path, create=change.after is not None)
-                    )
-                    slot = _Slot(change, fd, name, None)
-                    slots.append(slot)
-                    directories.setdefault(posixpath.dirname(change.path), fd)
-                    actual = dirfd.read_at(fd, name)
-                    if actual != change.before:
-                        raise FileChangedError(
-                            change.path, sha256_or_none(change.before), sha256_or_none(actual)
-                        )
-                    if change.after is not None:
-                        slot.temp = _temp_name(name, txn_id)
-                        mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
-                        slot.temp_fd = dirfd.create_temp(fd, slot.temp, change.after, mode)
-                self._fsync_all([s.temp_fd for s in slots if s.temp_fd is not None])
+                if record is not None and self._may_overlap(changes):
+                    self._stage_alongside(record, stack, txn_id, changes, slots, directories)
+                else:
+                    if record is not None:
+                        record()
+                    self._stage(stack, txn_id, changes, slots, directories, unnamed_only=False)
+                for slot in slots:
+                    self._name_temp(slot)
             except BaseException:
                 for slot in slots:
-                    if slot.temp is not None:
+                    if slot.temp is not None and slot.named:
                         dirfd.unlink_quietly(slot.dir_fd, slot.temp)
                 if journal:
                     self._clear_journal(txn_id)
                 raise
-            finally:
-                for slot in slots:
-                    if slot.temp_fd is not None:
-                        os.close(slot.temp_fd)
-                        slot.temp_fd = None
+            _close_temps(slots)
             # From the first rename on, failure means restoring the before side.
             try:
                 for slot in slots:
@@ -241,6 +239,106 @@ class FileTransactions:
             self.reap()  # before the journal goes: a crash until then is recovered, old names too
         if journal:
             self._clear_journal(txn_id)
+
+    # --- staging: the new contents, fsynced, before any rename -------------------------------
+    def _stage(
+        self,
+        stack: contextlib.ExitStack,
+        txn_id: str,
+        changes: Sequence[FileChange],
+        slots: list[_Slot],
+        directories: dict[str, int],
+        unnamed_only: bool,
+    ) -> None:
+        """Check every file still holds its before side and write its after side to a temp
+        (unnamed where possible), then fsync them all. `unnamed_only`: a file that cannot
+        have an unnamed temp is left for `_name_temp` to write (slot.pending)."""
+        for change in changes:
+            fd, name = stack.enter_context(
+                dirfd.open_parent(self.root, change.path, create=change.after is not None)
+            )
+            slot = _Slot(change, fd, name, None)
+            slots.append(slot)
+            directories.setdefault(posixpath.dirname(change.path), fd)
+            actual = dirfd.read_at(fd, name)
+            if actual != change.before:
+                raise FileChangedError(
+                    change.path, sha256_or_none(change.before), sha256_or_none(actual)
+                )
+            if change.after is None:
+                continue
+            slot.temp = _temp_name(name, txn_id)
+            slot.mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
+            if self._unnamed_ok():
+                try:
+                    slot.temp_fd = dirfd.create_unnamed(fd, change.after, slot.mode)
+                    continue
+                except OSError as exc:  # e.g. another file system mounted inside the workspace
+                    log.debug("no unnamed temp in the directory of %s: %s", change.path, exc)
+            if unnamed_only:
+                slot.pending = True
+                continue
+            slot.temp_fd = dirfd.create_temp(fd, slot.temp, change.after, slot.mode)
+            slot.named = True
+        self._fsync_all([s.temp_fd for s in slots if s.temp_fd is not None])
+
+    def _stage_alongside(
+        self,
+        record: Callable[[], object],
+        stack: contextlib.ExitStack,
+        txn_id: str,
+        changes: Sequence[FileChange],
+        slots: list[_Slot],
+        directories: dict[str, int],
+    ) -> None:
+        """The caller's durable record and the staging of the new contents wait on two fsyncs
+        that need not follow each other: run them in two threads (a 1-file apply spent ~1 ms
+        less in the kernel here). Safe because staging changes nothing that outlives the
+        process: unnamed temps only, no new directories (see _may_overlap)."""
+        staged = self._pool().submit(self._stage, stack, txn_id, changes, slots, directories, True)
+        try:
+            record()
+        except BaseException:
+            futures.wait([staged])  # its temps are closed (and vanish) by the caller
+            raise
+        staged.result()
+
+    def _may_overlap(self, changes: Sequence[FileChange]) -> bool:
+        # An added file may need directories made, and a made directory would outlive a crash
+        # before the record that names it.
+        return self._unnamed_ok() and all(c.before is not None for c in changes)
+
+    def _unnamed_ok(self) -> bool:
+        if self._unnamed is None:
+            self._unnamed = dirfd.unnamed_supported(self.root)
+        return self._unnamed
+
+    def _name_temp(self, slot: _Slot) -> None:
+        """Give a staged temp its name beside its target (the record is durable by now), or
+        write the named temp a pending slot still needs."""
+        if slot.temp is None or slot.named:
+            return
+        assert slot.change.after is not None
+        if slot.temp_fd is not None:
+            try:
+                dirfd.link_unnamed(slot.temp_fd, slot.dir_fd, slot.temp)
+                slot.named = True
+                return
+            except OSError as exc:  # no /proc: write it again under its name
+                log.debug("could not name the temp of %s: %s", slot.change.path, exc)
+                os.close(slot.temp_fd)
+                slot.temp_fd = None
+        fd = dirfd.create_temp(slot.dir_fd, slot.temp, slot.change.after, slot.mode)
+        slot.named = True
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(_MAX_SYNC_THREADS, thread_name_prefix="txn-fsync")
+        return self._syncer
 
     # --- recovery ------------------------------------------------------------------------------
     def pending(self) -> list[str]:
@@ -373,6 +471,13 @@ def _temp_name(name: str, txn_id: str) -> str:
     # Same directory as the target (rename is atomic only within one filesystem); a dot name
     # and .tmp suffix keep editors and the watcher's default excludes away from it.
     return f".{name}.ghost-{txn_id[:16]}.tmp"
+
+
+def _close_temps(slots: Sequence[_Slot]) -> None:
+    for slot in slots:
+        if slot.temp_fd is not None:
+            os.close(slot.temp_fd)
+            slot.temp_fd = None
 
 
 def _old_name(name: str, txn_id: str) -> str:

@@ -98,6 +98,113 @@ def test_discard_leftovers_removes_what_a_dead_process_left(
     assert snapshot(ws) == {"a.py": b"a = 10\n"}
 
 
+def test_record_runs_before_any_rename_while_the_contents_are_staged(
+    ws: Path, store: SQLiteEventStore
+) -> None:
+    t = txns(ws, store)
+    seen: list[dict[str, bytes]] = []
+    changes = [
+        FileChange("a.py", b"a = 1\n", b"a = 10\n"),
+        FileChange("pkg/b.py", b"b = 2\r\n", None),
+    ]
+    t.apply("p1", changes, lambda: None, journal=False, record=lambda: seen.append(snapshot(ws)))
+    assert seen == [{"a.py": b"a = 1\n", "pkg/b.py": b"b = 2\r\n"}]  # unnamed temps: unseen
+    assert snapshot(ws) == {"a.py": b"a = 10\n"}
+    assert os.stat(ws / "a.py").st_mode & 0o777 == 0o755
+    # An add may make directories: recorded first, then staged.
+    made: list[bool] = []
+    t.apply(
+        "p2",
+        [FileChange("new/c.py", None, b"c\n")],
+        lambda: None,
+        journal=False,
+        record=lambda: made.append((ws / "new").exists()),
+    )
+    assert made == [False]
+    assert snapshot(ws) == {"a.py": b"a = 10\n", "new/c.py": b"c\n"}
+
+
+def test_a_failing_record_changes_nothing(ws: Path, store: SQLiteEventStore) -> None:
+    before = snapshot(ws)
+
+    def refuse() -> None:
+        raise RuntimeError("the store is locked")
+
+    with pytest.raises(RuntimeError):
+        txns(ws, store).apply(
+            "p1",
+            [FileChange("a.py", b"a = 1\n", b"x\n")],
+            lambda: None,
+            journal=False,
+            record=refuse,
+        )
+    assert snapshot(ws) == before
+
+
+def test_a_file_changed_during_the_record_is_refused_after_it(
+    ws: Path, store: SQLiteEventStore
+) -> None:
+    recorded = []
+    with pytest.raises(FileChangedError):
+        txns(ws, store).apply(
+            "p1",
+            [FileChange("a.py", b"stale\n", b"x\n")],
+            lambda: None,
+            journal=False,
+            record=lambda: recorded.append(True),
+        )
+    assert recorded == [True]
+    assert snapshot(ws) == {"a.py": b"a = 1\n", "pkg/b.py": b"b = 2\r\n"}
+
+
+@pytest.mark.parametrize("broken", ["create_unnamed", "link_unnamed"])
+def test_without_unnamed_temps_named_ones_do(
+    ws: Path, store: SQLiteEventStore, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    def unsupported(*args: object) -> None:
+        raise OSError(95, "not here")
+
+    monkeypatch.setattr(dirfd, broken, unsupported)
+    t = txns(ws, store)
+    t.apply(
+        "p1",
+        [FileChange("a.py", b"a = 1\n", b"a = 10\n")],
+        lambda: None,
+        journal=False,
+        record=lambda: None,
+    )
+    assert snapshot(ws) == {"a.py": b"a = 10\n", "pkg/b.py": b"b = 2\r\n"}
+
+
+_DIE_IN_RECORD = """
+import os, sys, time
+from pathlib import Path
+from adapters.workspace.transaction import FileChange, FileTransactions
+from eventstore import SQLiteEventStore
+root, state = Path(sys.argv[1]), Path(sys.argv[2])
+t = FileTransactions(root, state / "journal", SQLiteEventStore(state / "events.db"))
+def die():
+    time.sleep(0.3)  # the staging thread has written and fsynced its temps by now
+    os._exit(9)
+t.apply("p1", [FileChange("a.py", b"a = 1\\n", b"a = 10\\n")], lambda: None, journal=False,
+        record=die)
+"""
+
+
+def test_a_crash_during_the_record_leaves_no_temp(ws: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    died = subprocess.run(
+        [sys.executable, "-c", _DIE_IN_RECORD, str(ws), str(state)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert died.returncode == 9, died.stderr
+    assert snapshot(ws) == {"a.py": b"a = 1\n", "pkg/b.py": b"b = 2\r\n"}
+
+
 def test_backups_are_blobs(ws: Path, store: SQLiteEventStore) -> None:
     txns(ws, store).apply("p1", [FileChange("a.py", b"a = 1\n", b"x\n")], lambda: None)
     assert store.get_blob(__import__("hashlib").sha256(b"a = 1\n").hexdigest()) == b"a = 1\n"
