@@ -256,7 +256,7 @@ def main() -> None:
                 f"{patches_per_s(node, 300, False, 1000):8.0f} patches/s",
             )
         )
-        ours, git = single_patch(node, 30)
+        ours, git = single_patch(node, 60)
         rows.append(("1-file patch: POST /webhook e2e", f"{ours:8.2f} ms (median)"))
         rows.append(("1-file patch: git apply", f"{git:8.2f} ms (median)"))
     finally:
