@@ -34,6 +34,7 @@ into the workspace after the sandbox check makes the transaction fail instead of
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -107,6 +108,8 @@ class _Slot:
 # fsyncs run in parallel for a multi-file patch: the file system folds concurrent fsyncs into
 # fewer journal commits (10 files: ~9 ms one after the other, ~4 ms together, on ext4 here).
 _MAX_SYNC_THREADS = 8
+# What an O_TMPFILE open says where the file system (or kernel) has none.
+_NO_UNNAMED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT})
 
 
 class FileTransactions:
@@ -273,13 +276,16 @@ class FileTransactions:
                 try:
                     slot.temp_fd = dirfd.create_unnamed(fd, change.after, slot.mode)
                     continue
-                except OSError as exc:  # e.g. another file system mounted inside the workspace
+                except OSError as exc:
+                    if exc.errno not in _NO_UNNAMED:
+                        raise  # a full disk is not worth a second try under a name
+                    # e.g. another file system mounted inside the workspace
                     log.debug("no unnamed temp in the directory of %s: %s", change.path, exc)
             if unnamed_only:
                 slot.pending = True
                 continue
+            slot.named = True  # from the open on: a failed write must still be unlinked
             slot.temp_fd = dirfd.create_temp(fd, slot.temp, change.after, slot.mode)
-            slot.named = True
         self._fsync_all([s.temp_fd for s in slots if s.temp_fd is not None])
 
     def _stage_alongside(
@@ -328,8 +334,8 @@ class FileTransactions:
                 log.debug("could not name the temp of %s: %s", slot.change.path, exc)
                 os.close(slot.temp_fd)
                 slot.temp_fd = None
+        slot.named = True  # from the open on: a failed write must still be unlinked
         fd = dirfd.create_temp(slot.dir_fd, slot.temp, slot.change.after, slot.mode)
-        slot.named = True
         try:
             os.fsync(fd)
         finally:

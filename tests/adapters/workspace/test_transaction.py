@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import random
 import signal
@@ -174,6 +175,30 @@ def test_without_unnamed_temps_named_ones_do(
         record=lambda: None,
     )
     assert snapshot(ws) == {"a.py": b"a = 10\n", "pkg/b.py": b"b = 2\r\n"}
+
+
+@pytest.mark.parametrize("record", [False, True])
+def test_a_full_disk_leaves_no_temp(
+    ws: Path, store: SQLiteEventStore, monkeypatch: pytest.MonkeyPatch, record: bool
+) -> None:
+    """The write fails after the temp's open (named or not): nothing is left behind."""
+
+    def no_space(fd: int, content: bytes, mode: int) -> int:
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dirfd, "_fill", no_space)
+    before = snapshot(ws)
+    changes = [
+        FileChange("a.py", b"a = 1\n", b"a = 10\n"),
+        FileChange("new/c.py", None, b"c\n"),
+    ]
+    for batch in ([changes[0]], changes):  # an update (overlapped), then with an add
+        with pytest.raises(OSError, match="No space"):
+            txns(ws, store).apply(
+                "p1", batch, lambda: None, journal=False, record=(lambda: None) if record else None
+            )
+        assert {k: v for k, v in snapshot(ws).items()} == before
 
 
 _DIE_IN_RECORD = """
