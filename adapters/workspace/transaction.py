@@ -102,7 +102,6 @@ class _Slot:
     old: str | None = None  # the second name of the old file, once given (see Leftovers)
     mode: int = 0o644
     named: bool = False  # the temp exists under its name `temp`
-    pending: bool = False  # its temp is still to be written (after the caller's record)
 
 
 # fsyncs run in parallel for a multi-file patch: the file system folds concurrent fsyncs into
@@ -255,7 +254,7 @@ class FileTransactions:
     ) -> None:
         """Check every file still holds its before side and write its after side to a temp
         (unnamed where possible), then fsync them all. `unnamed_only`: a file that cannot
-        have an unnamed temp is left for `_name_temp` to write (slot.pending)."""
+        have an unnamed temp is left without one, for `_name_temp` to write under its name."""
         for change in changes:
             fd, name = stack.enter_context(
                 dirfd.open_parent(self.root, change.path, create=change.after is not None)
@@ -282,7 +281,6 @@ class FileTransactions:
                     # e.g. another file system mounted inside the workspace
                     log.debug("no unnamed temp in the directory of %s: %s", change.path, exc)
             if unnamed_only:
-                slot.pending = True
                 continue
             slot.named = True  # from the open on: a failed write must still be unlinked
             slot.temp_fd = dirfd.create_temp(fd, slot.temp, change.after, slot.mode)
@@ -321,7 +319,7 @@ class FileTransactions:
 
     def _name_temp(self, slot: _Slot) -> None:
         """Give a staged temp its name beside its target (the record is durable by now), or
-        write the named temp a pending slot still needs."""
+        write the named temp a slot staged without one still needs."""
         if slot.temp is None or slot.named:
             return
         assert slot.change.after is not None
@@ -335,11 +333,7 @@ class FileTransactions:
                 os.close(slot.temp_fd)
                 slot.temp_fd = None
         slot.named = True  # from the open on: a failed write must still be unlinked
-        fd = dirfd.create_temp(slot.dir_fd, slot.temp, slot.change.after, slot.mode)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        dirfd.write_temp(slot.dir_fd, slot.temp, slot.change.after, slot.mode)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._syncer is None:
@@ -492,9 +486,9 @@ def _old_name(name: str, txn_id: str) -> str:
 
 def _second_name(dir_fd: int, name: str, txn_id: str) -> str | None:
     """Link the file about to be replaced under its old name (see Leftovers); None where the
-    file system has no hard links (the rename then frees it at once, as it always did)."""
+    file system has no hard links, or the name is taken by a leftover nobody could reap (the
+    rename then frees the file at once, as it always did)."""
     old = _old_name(name, txn_id)
-    dirfd.unlink_quietly(dir_fd, old)  # a leftover of a process that died before reaping
     try:
         os.link(name, old, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except OSError as exc:

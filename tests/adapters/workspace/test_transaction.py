@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,16 @@ def test_discard_leftovers_removes_what_a_dead_process_left(
     assert snapshot(ws) == {"a.py": b"a = 10\n"}
 
 
+def apply_recorded(
+    t: FileTransactions,
+    changes: list[FileChange],
+    record: Callable[[], object] | None,
+    txn_id: str = "p1",
+) -> None:
+    """An apply journaled by the caller (`journal=False`), with its `record` if any."""
+    t.apply(txn_id, changes, lambda: None, journal=False, record=record)
+
+
 def test_record_runs_before_any_rename_while_the_contents_are_staged(
     ws: Path, store: SQLiteEventStore
 ) -> None:
@@ -108,18 +118,14 @@ def test_record_runs_before_any_rename_while_the_contents_are_staged(
         FileChange("a.py", b"a = 1\n", b"a = 10\n"),
         FileChange("pkg/b.py", b"b = 2\r\n", None),
     ]
-    t.apply("p1", changes, lambda: None, journal=False, record=lambda: seen.append(snapshot(ws)))
+    apply_recorded(t, changes, lambda: seen.append(snapshot(ws)))
     assert seen == [{"a.py": b"a = 1\n", "pkg/b.py": b"b = 2\r\n"}]  # unnamed temps: unseen
     assert snapshot(ws) == {"a.py": b"a = 10\n"}
     assert os.stat(ws / "a.py").st_mode & 0o777 == 0o755
     # An add may make directories: recorded first, then staged.
     made: list[bool] = []
-    t.apply(
-        "p2",
-        [FileChange("new/c.py", None, b"c\n")],
-        lambda: None,
-        journal=False,
-        record=lambda: made.append((ws / "new").exists()),
+    apply_recorded(
+        t, [FileChange("new/c.py", None, b"c\n")], lambda: made.append((ws / "new").exists()), "p2"
     )
     assert made == [False]
     assert snapshot(ws) == {"a.py": b"a = 10\n", "new/c.py": b"c\n"}
@@ -132,13 +138,7 @@ def test_a_failing_record_changes_nothing(ws: Path, store: SQLiteEventStore) -> 
         raise RuntimeError("the store is locked")
 
     with pytest.raises(RuntimeError):
-        txns(ws, store).apply(
-            "p1",
-            [FileChange("a.py", b"a = 1\n", b"x\n")],
-            lambda: None,
-            journal=False,
-            record=refuse,
-        )
+        apply_recorded(txns(ws, store), [FileChange("a.py", b"a = 1\n", b"x\n")], refuse)
     assert snapshot(ws) == before
 
 
@@ -147,12 +147,10 @@ def test_a_file_changed_during_the_record_is_refused_after_it(
 ) -> None:
     recorded = []
     with pytest.raises(FileChangedError):
-        txns(ws, store).apply(
-            "p1",
+        apply_recorded(
+            txns(ws, store),
             [FileChange("a.py", b"stale\n", b"x\n")],
-            lambda: None,
-            journal=False,
-            record=lambda: recorded.append(True),
+            lambda: recorded.append(True),
         )
     assert recorded == [True]
     assert snapshot(ws) == {"a.py": b"a = 1\n", "pkg/b.py": b"b = 2\r\n"}
@@ -166,14 +164,7 @@ def test_without_unnamed_temps_named_ones_do(
         raise OSError(95, "not here")
 
     monkeypatch.setattr(dirfd, broken, unsupported)
-    t = txns(ws, store)
-    t.apply(
-        "p1",
-        [FileChange("a.py", b"a = 1\n", b"a = 10\n")],
-        lambda: None,
-        journal=False,
-        record=lambda: None,
-    )
+    apply_recorded(txns(ws, store), [FileChange("a.py", b"a = 1\n", b"a = 10\n")], lambda: None)
     assert snapshot(ws) == {"a.py": b"a = 10\n", "pkg/b.py": b"b = 2\r\n"}
 
 
@@ -195,10 +186,8 @@ def test_a_full_disk_leaves_no_temp(
     ]
     for batch in ([changes[0]], changes):  # an update (overlapped), then with an add
         with pytest.raises(OSError, match="No space"):
-            txns(ws, store).apply(
-                "p1", batch, lambda: None, journal=False, record=(lambda: None) if record else None
-            )
-        assert {k: v for k, v in snapshot(ws).items()} == before
+            apply_recorded(txns(ws, store), batch, (lambda: None) if record else None)
+        assert snapshot(ws) == before
 
 
 _DIE_IN_RECORD = """
