@@ -9,6 +9,7 @@ from eventstore.errors import (
     ConcurrencyError,
     CorruptEventError,
     DuplicateEventError,
+    EventTooLargeError,
     StoreClosedError,
     StoreError,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "CorruptEventError",
     "DuplicateEventError",
     "EventStore",
+    "EventTooLargeError",
     "ExpectedVersion",
     "NewEvent",
     "RecordedEvent",

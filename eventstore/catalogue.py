@@ -40,6 +40,19 @@ class EventType(enum.StrEnum):
     SERVICE_START_FAILED = "ServiceStartFailed"
     NOTIFICATION_SENT = "NotificationSent"
     NOTIFICATION_FAILED = "NotificationFailed"
+    # Not written by anyone: what readers return in place of a stored event too large to
+    # decode (one written before the writer refused such events), so that one bad event
+    # cannot stop every reader. Its data: {"type", "bytes", "reason"}.
+    EVENT_UNREADABLE = "EventUnreadable"
+
+
+def unreadable_data(original_type: str, size: int, limit: int) -> dict[str, object]:
+    """The data of an EventUnreadable stand-in."""
+    return {
+        "type": original_type,
+        "bytes": size,
+        "reason": f"{size} bytes, over the readers' {limit} byte limit",
+    }
 
 
 NODE_STREAM = "node"

@@ -34,6 +34,15 @@ class CodecError(StoreError):
     """A value cannot be encoded (an unsupported type) into the stored form."""
 
 
+class EventTooLargeError(CodecError):
+    """An event whose encoded data or meta is larger than readers accept: refused at append,
+    so that the store never holds an event that it could not read back."""
+
+    def __init__(self, event_type: str, size: int, limit: int) -> None:
+        self.event_type, self.size, self.limit = event_type, size, limit
+        super().__init__(f"{event_type}: {size} encoded bytes, over the {limit} byte limit")
+
+
 class CorruptEventError(StoreError):
     """Stored or received bytes cannot be decoded: corrupt, truncated or hostile."""
 

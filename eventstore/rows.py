@@ -22,6 +22,7 @@ from typing import Any
 import msgpack
 
 from eventstore import codec
+from eventstore.catalogue import EventType, unreadable_data
 from eventstore.errors import CorruptEventError, StoreClosedError, StoreError
 from eventstore.sqlite import SQLiteEventStore
 
@@ -235,7 +236,14 @@ class RowScan:
         except Exception:  # noqa: BLE001 - redone row by row below, with the codec's errors
             payloads = None
         if payloads is None:
-            payloads = [self._decode_one(p, d) for p, d in zip(positions, datas, strict=True)]
+            payloads = [
+                self._decode_one(p, k, d) for p, k, d in zip(positions, kinds, datas, strict=True)
+            ]
+            if max(map(len, datas)) > self._max_payload:
+                kinds = tuple(
+                    EventType.EVENT_UNREADABLE.value if len(d) > self._max_payload else k
+                    for k, d in zip(kinds, datas, strict=True)
+                )
         if self._upcasters:
             upcast = self._upcasters.upcast
             payloads = [
@@ -244,9 +252,11 @@ class RowScan:
             ]
         return zip(positions, streams, kinds, times, payloads, strict=True)
 
-    def _decode_one(self, position: int, data: bytes) -> Mapping[str, Any]:
+    def _decode_one(self, position: int, kind: str, data: bytes) -> Mapping[str, Any]:
         """One payload exactly as the store's readers decode it (a CorruptEventError names
-        the position)."""
+        the position; one too large to decode becomes EventUnreadable's data)."""
+        if len(data) > self._max_payload:
+            return unreadable_data(kind, len(data), self._max_payload)
         try:
             return codec.decode_mapping(data, self._max_payload)
         except CorruptEventError as exc:

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eventstore import codec
-from eventstore.errors import BlobNotFoundError, CorruptEventError, StoreClosedError, StoreError
+from eventstore.catalogue import EventType, unreadable_data
+from eventstore.errors import (
+    BlobNotFoundError,
+    CorruptEventError,
+    EventTooLargeError,
+    StoreClosedError,
+    StoreError,
+)
 from eventstore.events import ANY, ExpectedVersion, NewEvent, RecordedEvent, VerifyReport
 from eventstore.hashchain import GENESIS, chain_hash
 from eventstore.schema import SCHEMA_VERSION, current_version, migrate
@@ -160,6 +167,10 @@ class SQLiteEventStore:
             EncodedEvent(e.event_id, e.type, e.schema, codec.encode(e.data), codec.encode(e.meta))
             for e in events
         ]
+        for event in encoded:
+            size = max(len(event.data), len(event.meta))
+            if size > self._max_payload:
+                raise EventTooLargeError(event.type, size, self._max_payload)
         request = AppendRequest(
             stream=stream,
             events=encoded,
@@ -189,6 +200,8 @@ class SQLiteEventStore:
     # --- reading -------------------------------------------------------------------------------
     def _decode(self, row: tuple[Any, ...]) -> RecordedEvent:
         position, event_id, stream, version, type_, recorded_us, schema, data, meta, digest = row
+        if max(len(data), len(meta)) > self._max_payload:
+            return self._unreadable(row)
         try:
             payload = codec.decode_mapping(data, self._max_payload)
             # Most events carry no meta: skip the decoder for the empty map.
@@ -207,6 +220,23 @@ class SQLiteEventStore:
             _EPOCH + timedelta(microseconds=recorded_us),
             data_map,
             meta_map,
+            digest.hex(),
+            schema,
+        )
+
+    def _unreadable(self, row: tuple[Any, ...]) -> RecordedEvent:
+        """A stand-in for an intact event too large to decode (see EventType.EVENT_UNREADABLE):
+        its place in the stream and the chain are kept, its data is not read."""
+        position, event_id, stream, version, type_, recorded_us, schema, data, meta, digest = row
+        return RecordedEvent(
+            position,
+            event_id,
+            stream,
+            version,
+            EventType.EVENT_UNREADABLE.value,
+            _EPOCH + timedelta(microseconds=recorded_us),
+            unreadable_data(type_, max(len(data), len(meta)), self._max_payload),
+            {},
             digest.hex(),
             schema,
         )

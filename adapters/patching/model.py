@@ -149,6 +149,21 @@ class Plan:
         return tuple(change for planned in self.files for change in planned.changes())
 
 
+# What one rejection reports, however hostile the patch (SPEC §4's 422 and its event): the
+# first failures in full, counts for the rest, and long lines cut. A file with one 30,000-char
+# line and a patch of 20,000 failing hunks once made a 606 MB rejection event.
+MAX_REPORTED_PROBLEMS = 50
+MAX_REPORTED_LINE = 400  # characters of one closest line
+MAX_REPORTED_HUNK = 4000  # characters of one hunk as written
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
 @dataclass(frozen=True, slots=True)
 class HunkFailure:
     """Why one hunk (or, with hunk_index None, a whole file operation) cannot apply.
@@ -167,11 +182,13 @@ class HunkFailure:
         return {
             "path": self.path,
             "hunk_index": self.hunk_index,
-            "hunk": self.hunk_text,
+            "hunk": clip(self.hunk_text, MAX_REPORTED_HUNK),
             "reason": self.reason,
-            "message": self.message,
-            "candidates": list(self.candidates),
-            "closest": [{"line": n, "text": t} for n, t in self.closest],
+            "message": clip(self.message, MAX_REPORTED_HUNK),
+            "candidates": list(self.candidates[:MAX_REPORTED_PROBLEMS]),
+            "closest": [
+                {"line": n, "text": clip(t, MAX_REPORTED_LINE)} for n, t in self.closest
+            ],
         }
 
 
@@ -184,7 +201,11 @@ class PatchParseError(ValueError):
         super().__init__(f"{format + ': ' if format else ''}{message}{where}")
 
     def as_json(self) -> dict[str, Any]:
-        return {"format": self.format, "line": self.line, "message": self.message}
+        return {
+            "format": self.format,
+            "line": self.line,
+            "message": clip(self.message, MAX_REPORTED_HUNK),
+        }
 
 
 SandboxReason = Literal[
@@ -215,7 +236,14 @@ class SandboxViolation(Exception):
         super().__init__(f"{path!r}: {self.message}")
 
     def as_json(self) -> dict[str, Any]:
-        return {"path": self.path, "reason": self.reason, "message": self.message}
+        return {
+            "path": clip(self.path, MAX_REPORTED_LINE),
+            "reason": self.reason,
+            "message": clip(self.message, MAX_REPORTED_HUNK),
+        }
+
+
+_MESSAGE_PROBLEMS = 10  # problems named in the one-line message
 
 
 class PatchRejected(Exception):
@@ -230,7 +258,10 @@ class PatchRejected(Exception):
         self.failures, self.violations = failures, violations
         parts = [f"{f.path}: {f.message}" for f in failures]
         parts += [str(v) for v in violations]
-        super().__init__("; ".join(parts) or "patch rejected")
+        shown = [clip(part, MAX_REPORTED_LINE) for part in parts[:_MESSAGE_PROBLEMS]]
+        if len(parts) > _MESSAGE_PROBLEMS:
+            shown.append(f"and {len(parts) - _MESSAGE_PROBLEMS} more")
+        super().__init__("; ".join(shown) or "patch rejected")
 
     @property
     def is_conflict(self) -> bool:
@@ -238,7 +269,17 @@ class PatchRejected(Exception):
         return any(f.reason == "stale_base" for f in self.failures)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "failures": [f.as_json() for f in self.failures],
-            "sandbox": [v.as_json() for v in self.violations],
+        """The first MAX_REPORTED_PROBLEMS failures and violations in full; `omitted` counts
+        the rest (a model fixes the first ones and sends the patch again)."""
+        limit = MAX_REPORTED_PROBLEMS
+        out: dict[str, Any] = {
+            "failures": [f.as_json() for f in self.failures[:limit]],
+            "sandbox": [v.as_json() for v in self.violations[:limit]],
         }
+        omitted = {
+            "failures": max(len(self.failures) - limit, 0),
+            "sandbox": max(len(self.violations) - limit, 0),
+        }
+        if any(omitted.values()):
+            out["omitted"] = omitted
+        return out
