@@ -186,9 +186,7 @@ class HunkFailure:
             "reason": self.reason,
             "message": clip(self.message, MAX_REPORTED_HUNK),
             "candidates": list(self.candidates[:MAX_REPORTED_PROBLEMS]),
-            "closest": [
-                {"line": n, "text": clip(t, MAX_REPORTED_LINE)} for n, t in self.closest
-            ],
+            "closest": [{"line": n, "text": clip(t, MAX_REPORTED_LINE)} for n, t in self.closest],
         }
 
 

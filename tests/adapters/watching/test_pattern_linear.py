@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
@@ -41,7 +41,7 @@ def _reference(glob: str, path: str) -> bool:
     def globstar(c: str) -> bool:
         return len(c) >= 2 and set(c) == {"*"}
 
-    @lru_cache(maxsize=None)
+    @cache
     def match(i: int, j: int) -> bool:
         if i == len(comps):
             return j == len(parts)
