@@ -30,9 +30,17 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.error import ReactorNotRunning
 
 from actors.chaos import ChaosMode
-from actors.edge import edge_checks, notifier_spec, service_specs, tunnel_specs, watcher_specs
+from actors.edge import (
+    child_env,
+    edge_checks,
+    notifier_spec,
+    service_specs,
+    tunnel_specs,
+    watcher_specs,
+)
 from actors.messages import AddCheck, GaveUp
 from actors.patch_actor import PatchActor, PatchService
+from actors.patch_flow import default_test_runner
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree
@@ -40,7 +48,7 @@ from actors.watcher import expect_writes
 from actors.webhook import Binding, WebhookActor, web_config
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
-from adapters.logging_setup import configure_logging, route_twisted_logs
+from adapters.logging_setup import Redactor, configure_logging, route_twisted_logs
 from adapters.statedir import PreviousRun, StateDir, StateDirError
 from adapters.twisted_bridge import ShutdownReactor, install_shutdown
 from adapters.web.app import WebConfig, WebServices
@@ -169,6 +177,7 @@ class Node:
         self.patches: PatchService | None = None
         self.web = web or WebConfig(host=config.node.host, port=config.node.port)
         self._token = ""
+        self._redactor = Redactor()
         self._served_at: tuple[str, int] | None = None
         self._early_signal: int | None = None
 
@@ -178,6 +187,7 @@ class Node:
         route_twisted_logs()
         token = self.state.token(self.secrets.token)
         redactor.add(token.value)
+        self._redactor = redactor
         self._token = token.value
         store = SQLiteEventStore(self.state.events_db, durability=self.config.node.durability)
         try:
@@ -206,6 +216,9 @@ class Node:
             spec.name.removeprefix("watcher."): spec
             for spec in watcher_specs(self.config, store, recorder)
         }
+        # Tests run the workspace's code: every secret variable the config names is removed
+        # from their environment, and every secret value from their output.
+        test_runner = partial(default_test_runner, env=child_env(self.config), scrub=self._redactor)
         patch_specs = {
             ws.name: ChildSpec(
                 f"patch.{ws.name}",
@@ -215,6 +228,7 @@ class Node:
                     store,
                     journal / ws.name,
                     expect_writes=partial(_expect_writes, watchers[ws.name]),
+                    test_runner=test_runner,
                 ),
             )
             for ws in self.config.workspaces

@@ -286,8 +286,15 @@ class PatchService:
             return
         try:
             handle.tell(message)
-        except ChildUnavailableError as exc:
-            reply.set_exception(FlowError("busy", f"workspace {workspace} is not available: {exc}"))
+        except ChildUnavailableError:
+            # the reason (an exception's text) stays in the node's log: it may name host paths
+            reply.set_exception(
+                FlowError(
+                    "busy",
+                    f"workspace {workspace} is not available (its patch actor is restarting); "
+                    "retry in a few seconds",
+                )
+            )
 
     def _forget(self, pid: str) -> None:
         with self._lock:

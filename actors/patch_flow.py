@@ -99,14 +99,23 @@ class FlowError(Exception):
         super().__init__(message)
 
 
-def default_test_runner(workspace: WorkspaceConfig) -> TestRun:
+def default_test_runner(
+    workspace: WorkspaceConfig,
+    *,
+    env: Mapping[str, str] | None = None,
+    scrub: Callable[[str], str] | None = None,
+) -> TestRun:
+    """The workspace's test command with `env` (default: ours minus GHOST_* and SLACK_*; the
+    node passes every configured secret variable's name too) and its output scrubbed of the
+    node's secret values."""
     assert workspace.test_command is not None
-    return run_tests(
+    run = run_tests(
         workspace.test_command.popen_args(),
         cwd=workspace.path,
         timeout_s=workspace.test_timeout_s,
-        env=clean_env(),  # no ghost secrets in the tests' environment
+        env=clean_env() if env is None else env,  # no ghost secrets in the tests' environment
     )
+    return run if scrub is None else run.scrubbed(scrub)
 
 
 class _Store(Protocol):
@@ -673,6 +682,9 @@ class PatchFlow:
         details: Mapping[str, Any],
         by: str | None = None,
     ) -> PatchOutcome:
+        # Answers leave the machine: an OS error's text names absolute paths, which the
+        # caller has no business knowing (and cannot use: every path it sends is relative).
+        message = _without_host_paths(message, str(self.workspace.path))
         data = {"patch_id": pid, "code": code, "message": message, "details": dict(details)}
         if by is not None:
             data["by"] = by
@@ -820,6 +832,11 @@ def _diff_of(changes: list[FileChange]) -> str:
         )
         for c in changes
     )
+
+
+def _without_host_paths(message: str, root: str) -> str:
+    root = root.rstrip("/")
+    return message.replace(root + "/", "").replace(root, ".") if root else message
 
 
 def _rejection_message(exc: PatchRejected) -> str:

@@ -765,7 +765,10 @@ def _finish(config: Config) -> Config:
     for i, svc in enumerate(config.services):
         if svc.port is not None and svc.port == config.node.port:
             raise ConfigError(f"service[{i}].port", f"is the node's own port ({svc.port})")
-    workspaces = tuple(_exclude_state_dir(ws, state) for ws in config.workspaces)
+    workspaces = tuple(
+        _exclude_config_file(_exclude_state_dir(ws, state), config.source)
+        for ws in config.workspaces
+    )
     return replace(config, workspaces=workspaces)
 
 
@@ -781,6 +784,17 @@ def _exclude_state_dir(ws: WorkspaceConfig, state: Path) -> WorkspaceConfig:
     # adapters/watching/patterns.py; glob characters in the path are escaped so that a state
     # dir named "run[1]" excludes exactly itself.
     pattern = "/" + _glob_escape(rel) + "/"
+    if pattern in ws.exclude:
+        return ws
+    return replace(ws, exclude=(*ws.exclude, pattern))
+
+
+def _exclude_config_file(ws: WorkspaceConfig, source: Path | None) -> WorkspaceConfig:
+    """The loaded config file, like the state dir, is never read or written through the
+    workspace: a patch that rewrote it could add a [[service]] that runs at the next start."""
+    if source is None or ws.path not in source.parents:
+        return ws
+    pattern = "/" + _glob_escape(source.relative_to(ws.path).as_posix())
     if pattern in ws.exclude:
         return ws
     return replace(ws, exclude=(*ws.exclude, pattern))

@@ -5,6 +5,7 @@ Exclude patterns (a subset of gitignore, enough for the config's `exclude`):
 - a pattern without `/` (`*.log`, `secrets.txt`) matches a file or directory name at any depth;
 - a pattern with a `/` inside (`build/out`, `/dist`, `docs/**/*.pdf`) is anchored at the
   workspace root; `**` spans directories, `*` and `?` stay within one name;
+- globs mean what they mean for the watcher (adapters/watching/patterns.py, one translation);
 - blank lines and `#` comments are skipped; `!` negations are not supported and are ignored
   (ignoring one can only exclude more, never less).
 `.git` and `.ghost` are always excluded, compared case-insensitively (case-insensitive file
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from adapters.globs import translate_glob  # linear-time: no pattern can hang
 from adapters.patching.model import SandboxViolation
 
 ALWAYS_EXCLUDED = (".git", ".ghost")
@@ -54,7 +56,7 @@ class ExcludeRules:
             anchored = "/" in body
             body = body.lstrip("/")
             if body:
-                self._rules.append((raw, re.compile(_translate(body)), dir_only, anchored))
+                self._rules.append((raw, re.compile(translate_glob(body)), dir_only, anchored))
 
     def excluded_by(self, relative: str) -> str | None:
         """The pattern that excludes the canonical relative path, or None."""
@@ -71,32 +73,3 @@ class ExcludeRules:
                 if regex.fullmatch(subject):
                     return raw
         return None
-
-
-def _translate(pattern: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
-            out.append("(?:/.*)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (close := pattern.find("]", i + 2)) > 0:
-            body = pattern[i + 1 : close].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-            i = close + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return "".join(out)

@@ -139,7 +139,17 @@ class _Planner:
             return None
         result: TextFile | None
         if op.replace is not None:
-            result, failure = apply_replace(tf, op.replace, op.path, timeout_s=self.regex_timeout_s)
+            try:
+                result, failure = apply_replace(
+                    tf,
+                    op.replace,
+                    op.path,
+                    timeout_s=self.regex_timeout_s,
+                    max_chars=self.view.max_file_bytes,
+                )
+            except SandboxViolation as violation:
+                self.violations.append(violation)
+                return None
             if failure is not None:
                 self.failures.append(failure)
         else:

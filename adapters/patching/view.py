@@ -12,6 +12,11 @@ from adapters.patching.text import is_binary
 
 
 class WorkspaceView(Protocol):
+    @property
+    def max_file_bytes(self) -> int:
+        """The largest file that may be read or written."""
+        ...
+
     def resolve(self, path: str, *, for_write: bool) -> str:
         """The canonical (resolved) relative path, or SandboxViolation."""
         ...
@@ -34,6 +39,10 @@ class SandboxView:
         # path again (the read still checks it opened the very file inspected). One view
         # serves one plan: nothing is reused across patches.
         self._checked: dict[str, CheckedPath] = {}
+
+    @property
+    def max_file_bytes(self) -> int:
+        return self.sandbox.max_file_bytes
 
     def resolve(self, path: str, *, for_write: bool) -> str:
         checked = self.sandbox.inspect(path, for_write=for_write)

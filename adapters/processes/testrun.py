@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from adapters.processes.group import Command, ProcessGroup, ProcessStartError
@@ -28,6 +28,18 @@ class TestRun:
     output_truncated: bool = False
     signal: int | None = None
     message: str = ""  # one line for people: "exit code 1", "timed out after 300 s"...
+
+    def scrubbed(self, scrub: Callable[[str], str]) -> TestRun:
+        """The run with `scrub` (the node's secret redaction) applied to its output, before it
+        is recorded: a test that prints its environment or reads a secret must not put it in
+        the store, Slack or an answer."""
+        full = self.output.decode("utf-8", "surrogateescape")
+        return replace(
+            self,
+            output_tail=scrub(self.output_tail),
+            output=scrub(full).encode("utf-8", "surrogateescape"),
+            message=scrub(self.message),
+        )
 
 
 def run_tests(

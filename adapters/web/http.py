@@ -72,7 +72,43 @@ class ApiRequest:
             raise ApiError(400, "invalid", f"the body is not valid JSON: {exc}") from None
         if not isinstance(parsed, dict):
             raise ApiError(400, "invalid", "the body must be a JSON object")
+        where = lone_surrogate(parsed)
+        if where is not None:
+            raise invalid(
+                where,
+                "contains a lone UTF-16 surrogate (an escape like \\ud800 without its pair); "
+                "send valid Unicode text",
+            )
         return parsed
+
+
+def lone_surrogate(value: Any, where: str = "") -> str | None:
+    """The field path (`files[0].path`) of the first string, key included, that JSON's
+    `\\udXXX` escapes made into text no encoder accepts; None when every string is valid.
+    Iterative: a deep body must not hit the recursion limit."""
+    stack: list[tuple[str, Any]] = [(where, value)]
+    while stack:
+        here, item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _has_surrogate(item):
+                return here or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{here}.{key}" if here else str(key)
+                if not key.isascii() and _has_surrogate(key):
+                    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+                stack.append((name, child))
+        elif isinstance(item, list):
+            stack.extend((f"{here}[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 @dataclass(slots=True)
@@ -106,4 +142,7 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+    # A file name that is not UTF-8 on disk reaches us as surrogate escapes; as `\udcXX`
+    # JSON escapes it stays readable instead of failing the whole answer.
+    return text.encode("utf-8", "backslashreplace")

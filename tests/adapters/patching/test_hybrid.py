@@ -61,3 +61,33 @@ def test_not_found_shows_closest_lines() -> None:
     (failure,) = rejected.value.failures
     assert failure.reason == "not_found"
     assert (3, "def compute(a, b):") in failure.closest
+
+
+@pytest.mark.parametrize("regex", [False, True])
+def test_a_replacement_that_would_grow_past_max_file_bytes_is_refused_before_it_is_built(
+    regex: bool,
+) -> None:
+    # hostile-input issue, hole 3: 30,000 one-char matches times a 100 KB replacement once
+    # built a 3 GB string before the size check; the size is now known first
+    files = {"f.txt": ("a" * 30_000 + "\n").encode()}
+    body = {
+        "target_file": "f.txt",
+        "patch": {"pattern": "a", "replacement": "b" * 100_000, "regex": regex},
+    }
+    started = time.monotonic()
+    with pytest.raises(PatchRejected) as rejected:
+        plan(parse_body(body), MemoryView(files, max_file_bytes=1024 * 1024))
+    assert time.monotonic() - started < 5.0
+    (violation,) = rejected.value.violations
+    assert violation.reason == "too_large"
+    assert not rejected.value.failures
+
+
+def test_a_replacement_just_under_the_limit_applies() -> None:
+    files = {"f.txt": b"a a a\n"}
+    body = {"target_file": "f.txt", "patch": {"pattern": "a", "replacement": "bb"}}
+    (planned,) = plan(parse_body(body), MemoryView(files, max_file_bytes=9)).files
+    assert planned.after == b"bb bb bb\n"
+    body["patch"] = {"pattern": "(a)", "replacement": r"\1\1", "regex": True}
+    (planned,) = plan(parse_body(body), MemoryView(files, max_file_bytes=9)).files
+    assert planned.after == b"aa aa aa\n"
