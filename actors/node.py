@@ -177,6 +177,8 @@ class Node:
         self.patches: PatchService | None = None
         self.web = web or WebConfig(host=config.node.host, port=config.node.port)
         self._token = ""
+        self._token_new = False
+        self._token_hint = ""
         self._redactor = Redactor()
         self._served_at: tuple[str, int] | None = None
         self._early_signal: int | None = None
@@ -189,6 +191,8 @@ class Node:
         redactor.add(token.value)
         self._redactor = redactor
         self._token = token.value
+        self._token_new = token.source == "generated"
+        self._token_hint = "GHOST_TOKEN" if token.source == "env" else f"in {self.state.token_path}"
         store = SQLiteEventStore(self.state.events_db, durability=self.config.node.durability)
         try:
             self._record_start(store)
@@ -352,7 +356,13 @@ class Node:
                 f"events {self.state.events_db}. Ctrl-C stops it.",
                 flush=True,
             )
-        print(f"dashboard: {url}/dashboard?token={self._token}", flush=True)
+        # The token goes to a person's terminal on the run that made it, and nowhere else: a
+        # non-terminal stdout is journald or a log file, and a later start's banner would put
+        # it there again.
+        if first and self._token_new and sys.stdout.isatty():
+            print(f"dashboard: {url}/dashboard?token={self._token}", flush=True)
+        else:
+            print(f"dashboard: {url}/dashboard (token: {self._token_hint})", flush=True)
         log.info("serving on %s", url)
         if first:
             systemd.ready(f"serving {workspaces} on {url}")

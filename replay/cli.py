@@ -24,7 +24,7 @@ from adapters.systemd import ServiceSpec, install_service, launchd_plist, system
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
 from replay import online, reading
 from replay.node_client import NodeClient, NodeError, NodeNotRunning
-from replay.output import print_json, table, to_json
+from replay.output import print_json, printable, table, to_json
 from replay.snapshots import SnapshotDir
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -84,7 +84,7 @@ def _print_events(events: list[RecordedEvent], as_json: bool) -> None:
         else:
             print(
                 f"{event.position:>8}  {event.recorded_at:%Y-%m-%d %H:%M:%S}  "
-                f"{event.type:<22} {event.stream}"
+                f"{event.type:<22} {printable(event.stream)}"
             )
     # Per batch: `--follow` piped into a script must see each event as it comes.
     sys.stdout.flush()
@@ -133,18 +133,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             }
         )
         return EXIT_OK
-    print(f"patch {view.patch_id}  [{view.public_status}]  workspace {view.workspace}")
-    print(f"  received {view.received_at}  by {view.author or '-'}: {view.description or '-'}")
+    p = printable
+    print(f"patch {p(view.patch_id)}  [{view.public_status}]  workspace {p(view.workspace)}")
+    print(
+        f"  received {view.received_at}  by {p(view.author or '-')}: {p(view.description or '-')}"
+    )
     if view.error:
-        print(f"  error: {view.error.get('message')}")
+        print(f"  error: {p(view.error.get('message'))}")
     if view.tests:
         print(f"  tests: {view.tests.get('status')} (exit {view.tests.get('exit_code')})")
     for decision in view.decisions:
-        print(f"  {decision['decision']} by {decision.get('by')} at {decision.get('at')}")
+        print(f"  {decision['decision']} by {p(decision.get('by'))} at {decision.get('at')}")
     for event in events:
         print(f"  {event.position:>8}  {event.type}")
     if diff:
-        print(diff, end="" if diff.endswith("\n") else "\n")
+        print(printable(diff, lines=True), end="" if diff.endswith("\n") else "\n")
     return EXIT_OK
 
 

@@ -24,7 +24,7 @@ from adapters.statedir import StateDir
 from eventstore import SQLiteEventStore, StoreError
 from replay import reading
 from replay.node_client import NodeClient, NodeError, lock_held, pid_alive
-from replay.output import print_json, table, to_json
+from replay.output import print_json, printable, table, to_json
 from replay.snapshots import SnapshotDir
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
@@ -53,21 +53,23 @@ def _print_outcome(outcome: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(outcome)
         return
-    pid, status = outcome.get("patch_id"), outcome.get("status")
+    p = printable
+    pid, status = p(outcome.get("patch_id")), p(outcome.get("status"))
     print(f"patch {pid}: {status}")
     if status == "queued":
-        print(f"  {outcome.get('message') or 'still in progress'}; `ghost show {pid}` tells more")
+        message = p(outcome.get("message") or "still in progress")
+        print(f"  {message}; `ghost show {pid}` tells more")
     for f in outcome.get("files") or ():
-        print(f"  {f.get('action')} {f.get('path')}")
+        print(f"  {p(f.get('action'))} {p(f.get('path'))}")
     tests = outcome.get("tests")
     if tests:
         print(f"  tests: {tests.get('status')} (exit {tests.get('exit_code')})")
     error = outcome.get("error")
     if error:
-        print(f"  error: {error.get('message')}")
+        print(f"  error: {p(error.get('message'))}")
     diff = outcome.get("diff") or ""
     if diff:
-        print(diff, end="" if diff.endswith("\n") else "\n")
+        print(p(diff, lines=True), end="" if diff.endswith("\n") else "\n")
 
 
 def _failed(outcome: dict[str, Any], expected: tuple[str, ...]) -> int:

@@ -64,7 +64,8 @@ def test_test_runs_never_see_or_record_a_secret(make_node: Callable[..., Node]) 
     assert "PATH" in tail  # the environment was printed...
     for secret in (HOOK, SIGNING, node.token):
         assert secret not in tail  # ...without the secrets
-    assert "MY_HOOK" not in tail and "MY_SIGNING" not in tail
+    assert "MY_HOOK" not in tail
+    assert "MY_SIGNING" not in tail
     db = sqlite3.connect(node.state_dir / "events.db")
     stored = [bytes(r[0]) for r in db.execute("SELECT data FROM events")]
     stored += [bytes(r[0]) for r in db.execute("SELECT content FROM blobs")]
