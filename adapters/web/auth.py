@@ -1,5 +1,10 @@
-"""Who may call (SPEC §4): a bearer token, or an HMAC signature over the raw body when a secret
-is set, or the dashboard's cookie (with a CSRF header on POSTs).
+"""Who may call (SPEC §4): a bearer token, or an HMAC signature when a secret is set, or the
+dashboard's cookie (with a CSRF header on POSTs).
+
+A signature covers the whole request, not only its body: `sign()` is HMAC-SHA256 over
+"v1\n<timestamp>\n<nonce>\n<METHOD>\n<request target as sent: path?query>\n<raw body>".
+A signature for `GET /tree` is no use on `POST /pause`, and the caller's nonce
+(X-Ghost-Nonce, fresh per request) keeps two identical requests in one second apart.
 
 Every secret comparison is hmac.compare_digest (constant time). Nothing here logs a secret:
 failures carry only a reason word for the log and a generic message for the caller.
@@ -15,6 +20,8 @@ import heapq
 import hmac
 import logging
 import math
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -137,7 +144,8 @@ def unauthorized(reason: str) -> ApiError:
     return ApiError(
         401,
         "unauthorized",
-        "send 'Authorization: Bearer <token>' (or X-Ghost-Timestamp + X-Ghost-Signature)",
+        "send 'Authorization: Bearer <token>' (or X-Ghost-Timestamp, X-Ghost-Nonce and "
+        "X-Ghost-Signature)",
         {"reason": reason},
         headers={"WWW-Authenticate": 'Bearer realm="ghost-node"'},
     )
@@ -204,8 +212,10 @@ class Authenticator:
         headers: Mapping[str, str],
         cookies: Mapping[str, str],
         body: bytes,
+        target: str = "/",
     ) -> Principal:
-        """The caller, or ApiError 401/403. `headers` have lower-case names."""
+        """The caller, or ApiError 401/403. `headers` have lower-case names; `target` is the
+        request target exactly as sent (path and query), which a signature covers."""
         authorization = headers.get("authorization")
         if authorization is not None:
             scheme, _, value = authorization.partition(" ")
@@ -215,7 +225,7 @@ class Authenticator:
                 raise unauthorized("bad_token")
             return Principal("bearer")
         if "x-ghost-signature" in headers or "x-ghost-timestamp" in headers:
-            return self._check_signature(headers, body)
+            return self._check_signature(method, target, headers, body)
         session = cookies.get(COOKIE_NAME)
         if session is not None:
             if not hmac.compare_digest(session.encode(), self._session.encode()):
@@ -229,13 +239,18 @@ class Authenticator:
             return Principal("cookie")
         raise unauthorized("missing")
 
-    def _check_signature(self, headers: Mapping[str, str], body: bytes) -> Principal:
+    def _check_signature(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> Principal:
         if self._secret is None:
             raise unauthorized("hmac_disabled")
         timestamp = headers.get("x-ghost-timestamp", "")
         signature = headers.get("x-ghost-signature", "")
+        nonce = headers.get("x-ghost-nonce", "")
         if not timestamp.isdigit() or len(timestamp) > 12:
             raise unauthorized("malformed_timestamp")
+        if not _NONCE.fullmatch(nonce):
+            raise unauthorized("malformed_nonce")
         now = self._clock()
         if abs(now - int(timestamp)) > self._window_s:
             raise unauthorized("expired_timestamp")
@@ -247,7 +262,7 @@ class Authenticator:
         scheme, _, hexdigest = signature.partition("=")
         if scheme != "sha256" or not hexdigest:
             raise unauthorized("malformed_signature")
-        expected = sign(self._secret, timestamp, body)
+        expected = sign(self._secret, timestamp, body, method=method, target=target, nonce=nonce)
         if not hmac.compare_digest(hexdigest.lower().encode(), expected.encode()):
             raise unauthorized("bad_signature")
         self._seen.remember(expected, now, int(timestamp))
@@ -263,6 +278,39 @@ class Authenticator:
         )
 
 
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """hex HMAC-SHA256 of "<timestamp>.<raw body>" (what a caller puts after `sha256=`)."""
-    return hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+_NONCE = re.compile(r"[A-Za-z0-9._~-]{8,128}")
+
+
+def sign(
+    secret: bytes,
+    timestamp: str,
+    body: bytes,
+    *,
+    method: str,
+    target: str,
+    nonce: str,
+) -> str:
+    """hex HMAC-SHA256 of the v1 string (module doc): what a caller puts after `sha256=`."""
+    head = f"v1\n{timestamp}\n{nonce}\n{method.upper()}\n{target}\n".encode("latin-1")
+    return hmac.new(secret, head + body, hashlib.sha256).hexdigest()
+
+
+def signature_headers(
+    secret: bytes,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """What a caller sends to sign a request (for clients and tests): a fresh nonce unless
+    one is given."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = secrets.token_urlsafe(16) if nonce is None else nonce
+    digest = sign(secret, ts, body, method=method, target=target, nonce=nonce)
+    return {
+        "X-Ghost-Timestamp": ts,
+        "X-Ghost-Nonce": nonce,
+        "X-Ghost-Signature": f"sha256={digest}",
+    }

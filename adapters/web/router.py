@@ -167,7 +167,8 @@ class Router(Resource):
         cookies = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in request.received_cookies.items()
         }
-        return self.app.auth.authenticate(api.method, api.headers, cookies, api.body)
+        target = request.uri.decode("latin-1")
+        return self.app.auth.authenticate(api.method, api.headers, cookies, api.body, target)
 
     def _optional_auth(self, request: TwistedRequest, api: ApiRequest) -> Principal:
         """GET /health: the full answer with credentials, `{status}` without; wrong

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -16,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from adapters.web.auth import signature_headers
 
 ROOT = Path(__file__).resolve().parents[3]
 NODE = ROOT / "bin" / "ghost-node"
@@ -83,10 +83,15 @@ class Client:
         return self.request("POST", path, body, **kw)
 
 
-def signed_headers(body: bytes, secret: str = HMAC_SECRET, at: int | None = None) -> dict[str, str]:
-    timestamp = str(int(time.time()) if at is None else at)
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return {"X-Ghost-Timestamp": timestamp, "X-Ghost-Signature": f"sha256={digest.hexdigest()}"}
+def signed_headers(
+    body: bytes,
+    secret: str = HMAC_SECRET,
+    at: int | None = None,
+    method: str = "POST",
+    target: str = "/webhook",
+) -> dict[str, str]:
+    """The v1 signature headers (SPEC §4) for `method target` with `body`, a fresh nonce."""
+    return signature_headers(secret.encode(), method, target, body, timestamp=at)
 
 
 class Node:

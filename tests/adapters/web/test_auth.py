@@ -3,14 +3,16 @@ dashboard cookie/CSRF rules of the auth layer."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 
 import pytest
 
-from adapters.web.auth import COOKIE_NAME, Authenticator, SignatureMemory, sign
+from adapters.web.auth import COOKIE_NAME, Authenticator, SignatureMemory, signature_headers
 from adapters.web.errors import ApiError
-from tests.adapters.web.support import Client, Node, signed_headers
+from tests.adapters.web.support import HMAC_SECRET, Client, Node, signed_headers
 
 BODY = json.dumps({"command": "status"}).encode()
 
@@ -70,7 +72,8 @@ def test_hmac_replayed_signature(node: Node) -> None:
 
 
 def test_hmac_get_signs_the_empty_body(node: Node) -> None:
-    assert anon(node).get("/patches", headers=signed_headers(b"")).status == 200
+    headers = signed_headers(b"", method="GET", target="/patches")
+    assert anon(node).get("/patches", headers=headers).status == 200
 
 
 # --- unit level: the cookie and CSRF rules the dashboard will use --------------------------------
@@ -93,10 +96,17 @@ def test_cookie_login_and_csrf() -> None:
         auth.authenticate("GET", {}, {COOKIE_NAME: "forged"}, b"")
 
 
+NONCE = "unit-test-nonce"
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
 def test_hmac_without_secret_is_refused() -> None:
     auth = Authenticator("tok")
     ts = str(int(time.time()))
-    headers = {"x-ghost-timestamp": ts, "x-ghost-signature": "sha256=" + sign(b"s", ts, b"")}
+    headers = lower(signature_headers(b"s", "GET", "/", timestamp=int(ts)))
     with pytest.raises(ApiError):
         auth.authenticate("GET", headers, {}, b"")
 
@@ -129,7 +139,7 @@ def test_signatures_survive_a_new_authenticator_and_predate_no_start() -> None:
 
     def signed(at: float) -> dict[str, str]:
         ts = str(int(at))
-        return {"x-ghost-timestamp": ts, "x-ghost-signature": "sha256=" + sign(b"secret", ts, b"")}
+        return lower(signature_headers(b"secret", "GET", "/", timestamp=int(ts), nonce=NONCE))
 
     first = auth(not_before=now[0] - 60)
     assert first.authenticate("GET", signed(now[0] - 10), {}, b"").how == "hmac"
@@ -144,3 +154,37 @@ def test_signatures_survive_a_new_authenticator_and_predate_no_start() -> None:
     assert before_start.value.details["reason"] == "signed_before_start"
     now[0] += 1
     assert restarted.authenticate("GET", signed(now[0]), {}, b"").how == "hmac"
+
+
+# --- the v1 signed string covers method, target and a nonce (hostile-input hole 7) -----------
+def test_a_signature_for_one_request_is_refused_on_another(node: Node) -> None:
+    headers = signed_headers(b"", method="GET", target="/tree")
+    reply = anon(node).post("/pause", b"", headers=headers)
+    assert reply.status == 401
+    assert reply.error["details"]["reason"] == "bad_signature"
+    query = signed_headers(b"", method="GET", target="/tree?workspace=main&glob=*.py")
+    assert anon(node).get("/tree?workspace=main&glob=*.md", headers=query).status == 401
+    assert anon(node).get("/tree?workspace=main&glob=*.py", headers=query).status == 200
+
+
+def test_identical_signed_gets_in_one_second_are_not_replays(node: Node) -> None:
+    at = int(time.time())
+    for _ in range(3):  # same second, same request, a fresh nonce each
+        headers = signed_headers(b"", at=at, method="GET", target="/patches")
+        assert anon(node).get("/patches", headers=headers).status == 200
+
+
+def test_a_signature_without_a_nonce_or_in_the_old_format_is_refused(node: Node) -> None:
+    headers = signed_headers(BODY)
+    del headers["X-Ghost-Nonce"]
+    reply = anon(node).post("/webhook", BODY, headers=headers)
+    assert reply.status == 401
+    assert reply.error["details"]["reason"] == "malformed_nonce"
+    ts = str(int(time.time()))
+    old = hmac.new(HMAC_SECRET.encode(), ts.encode() + b"." + BODY, hashlib.sha256).hexdigest()
+    legacy = {
+        "X-Ghost-Timestamp": ts,
+        "X-Ghost-Nonce": "n" * 16,
+        "X-Ghost-Signature": f"sha256={old}",
+    }
+    assert anon(node).post("/webhook", BODY, headers=legacy).status == 401

@@ -19,7 +19,7 @@ import pytest
 
 import adapters.web.signature_journal as journal_module
 from adapters.slack.commands import SlackRequestRejected, SlashCommandVerifier
-from adapters.web.auth import Authenticator, SignatureMemory, sign
+from adapters.web.auth import Authenticator, SignatureMemory, signature_headers
 from adapters.web.errors import ApiError
 from adapters.web.routes.slack import remembering_in
 from adapters.web.signature_journal import SignatureJournal, signature_digest
@@ -28,6 +28,7 @@ from tests.adapters.slack import test_commands as slack
 ROOT = Path(__file__).resolve().parents[3]
 T0 = 1_700_000_000.0
 SECRET = "secret"
+NONCE = "persistence-nonce"
 
 
 def journal_lines(path: Path) -> list[str]:
@@ -36,10 +37,11 @@ def journal_lines(path: Path) -> list[str]:
 
 def signed(at: float, body: bytes = b"") -> dict[str, str]:
     ts = str(int(at))
-    return {
-        "x-ghost-timestamp": ts,
-        "x-ghost-signature": "sha256=" + sign(SECRET.encode(), ts, body),
-    }
+    # one nonce for all: the same (at, body) is the same signature, a replay
+    headers = signature_headers(
+        SECRET.encode(), "GET" if not body else "POST", "/", body, timestamp=int(ts), nonce=NONCE
+    )
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def reason(exc: pytest.ExceptionInfo[ApiError]) -> object:
