@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         secrets = EnvSecrets.from_env(os.environ, config.slack)
         chaos = [ChaosMode.parse(mode) for mode in args.chaos]
-        web = web_config(config.node.host, config.node.port, os.environ)
+        web = web_config(config, os.environ)
     except (ConfigError, ValueError) as exc:
         print(f"ghost-node: {exc}", file=sys.stderr)
         return EXIT_USAGE

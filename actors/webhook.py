@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import maybeDeferred
@@ -29,6 +30,7 @@ from twisted.internet.error import CannotListenError
 from twisted.python.failure import Failure
 
 from actors.base import GhostActor
+from adapters.config import Config
 from adapters.web.app import WebApp, WebConfig, WebServices
 from adapters.web.site import build_site
 
@@ -161,10 +163,23 @@ class WebhookActor(GhostActor):
         return port.stopListening() if port is not None else None
 
 
-def web_config(host: str, port: int, env: Mapping[str, str]) -> WebConfig:
-    """The web knobs; GHOST_HTTP_RATE="<per second>[,<burst>]" (0 = off) tunes rate limiting
-    until the config file grows an [http] table."""
-    config = WebConfig(host=host, port=port)
+def web_config(node: Config, env: Mapping[str, str]) -> WebConfig:
+    """The web knobs from the node's config; GHOST_HTTP_RATE="<per second>[,<burst>]" (0 =
+    off) tunes rate limiting until the config file grows an [http] table."""
+    proxies = node.node.trusted_proxies
+    if proxies is None:
+        proxies = ("127.0.0.0/8", "::1") if node.tunnels else ()
+    config = WebConfig(
+        host=node.node.host,
+        port=node.node.port,
+        trusted_proxies=proxies,
+        allowed_hosts=tuple(
+            urlsplit(t.url).hostname or "" for t in node.tunnels if t.url is not None
+        ),
+        allowed_host_patterns=tuple(
+            t.url_pattern for t in node.tunnels if t.url_pattern is not None
+        ),
+    )
     raw = env.get("GHOST_HTTP_RATE")
     if raw:
         rate_text, _, burst_text = raw.partition(",")

@@ -26,6 +26,7 @@ Design decisions (the SPEC leaves them open):
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import math
 import re
@@ -127,6 +128,9 @@ class NodeConfig:
     port: int = DEFAULT_PORT  # 0 = any free port
     state_dir: Path = Path(DEFAULT_STATE_DIR)  # always absolute after load_config
     durability: Durability = "full"
+    # Peers whose X-Forwarded-For names the real client; None: loopback when a [[tunnel]] is
+    # configured (the tunnel connects from there), else nobody.
+    trusted_proxies: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -580,9 +584,22 @@ def _node(top: _Table, base: Path) -> NodeConfig:
         port=t.get("port", _port, DEFAULT_PORT),
         state_dir=t.get("state_dir", _path_in(base), base / DEFAULT_STATE_DIR),
         durability=cast(Durability, t.get("durability", _enum("full", "normal"), "full")),
+        trusted_proxies=t.optional("trusted_proxies", _networks),
     )
     t.finish()
     return node
+
+
+def _networks(key: str, value: Any) -> tuple[str, ...]:
+    items = _str_list(key, value)
+    for i, item in enumerate(items):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{key}[{i}]", f"expected an IP address or network, got {item!r}"
+            ) from None
+    return items
 
 
 def _host(key: str, value: Any) -> str:

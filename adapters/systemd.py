@@ -245,6 +245,9 @@ def systemd_unit(spec: ServiceSpec, *, user: bool) -> str:
         f"RestartPreventExitStatus={EXIT_BAD_CONFIG}",
         f"TimeoutStopSec={spec.timeout_stop_sec}",
         "KillMode=mixed",
+        # Room for the web guard's caps (1,024 connections) plus the store, watches and
+        # children; and a bound: a leak or a flood ends in refusals, not in the whole host.
+        "LimitNOFILE=8192",
         "Environment=PYTHONUNBUFFERED=1",
     ]
     for key, value in sorted(spec.environment.items()):

@@ -7,6 +7,7 @@ the reactor thread."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,12 @@ from actors.handle import ChildHandle
 from actors.patch_actor import PatchService
 from adapters.config import WorkspaceConfig
 from adapters.web.auth import WINDOW_S, Authenticator, SignatureMemory
+from adapters.web.guard import (
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_PEER,
+    HostPolicy,
+)
 from adapters.web.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, RateLimiter
 from adapters.web.metrics import Metrics
 from adapters.web.patch_index import PatchIndex
@@ -49,6 +56,18 @@ class WebConfig:
     wait_s: float = 20.0  # SPEC §4: how long POST /webhook waits before answering `queued`
     heartbeat_s: float = 15.0
     sse_max_clients: int = 1000
+    sse_max_per_client: int = 32  # live streams one client (address) may hold
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_connections_per_peer: int = DEFAULT_MAX_CONNECTIONS_PER_PEER
+    # Peers whose X-Forwarded-For / CF-Connecting-IP name the real client (a local tunnel):
+    # addresses or networks. From anyone else those headers are ignored, or rotating them
+    # would give a caller a fresh rate-limit bucket per request.
+    trusted_proxies: tuple[str, ...] = ()
+    # Host / Origin names besides loopback ones and IP literals (guard.HostPolicy), and the
+    # shapes of tunnels' public URLs (their url_pattern).
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_host_patterns: tuple[str, ...] = ()
     tree_max: int = 10_000
     slack_response_prefixes: tuple[str, ...] = ("https://hooks.slack.com/",)
 
@@ -110,6 +129,10 @@ class WebApp:
         )
         self.metrics.bind_sse_count(lambda: len(self.hub.clients))
         self.index = PatchIndex(services.store)
+        self.hosts = HostPolicy.build(
+            (config.host, *config.allowed_hosts), config.allowed_host_patterns
+        )
+        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
         self.caches: dict[str, object] = {}  # per-route caches (health snapshots)
         self.base_url = f"http://{config.host}:{config.port}"
 

@@ -27,7 +27,7 @@ DEFAULT_MAX_BODY = 5 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT_S = 30.0
 
 
-def _raw_error(status: int, reason: str, code: str, message: str) -> bytes:
+def raw_error(status: int, reason: str, code: str, message: str) -> bytes:
     body = dumps({"error": {"code": code, "message": message, "details": {}}})
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
@@ -127,7 +127,7 @@ class LimitedRequest(Request):
         # (with whatever the client still sends discarded), so nothing more is buffered.
         channel: Any = self.channel
         if channel is not None and channel.transport is not None:
-            channel.transport.write(_raw_error(status, reason, code, message))
+            channel.transport.write(raw_error(status, reason, code, message))
             channel.loseConnection()
 
 

@@ -58,6 +58,7 @@ class Route:
 
 
 _RESOURCE: Any = Resource  # untyped in twisted
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Router(Resource):
@@ -78,6 +79,7 @@ class Router(Resource):
             route, params = self._match(method, path)
             label = route.pattern
             api = self._api_request(request, method, path, params, request_id)
+            self._check_host(api)
             self._limit(api)
             if route.loopback_only:
                 _require_loopback(api)
@@ -147,10 +149,22 @@ class Router(Resource):
             query=query,
             headers=headers,
             body=body,
-            client_ip=_client_ip(request, headers),
+            client_ip=_client_ip(request, headers, self.app.proxies),
             request_id=request_id,
             raw=request,
         )
+
+    def _check_host(self, api: ApiRequest) -> None:
+        refused = self.app.hosts.check(api.headers.get("host"), api.headers.get("origin"))
+        if refused is not None:
+            shown = api.headers.get(refused, "")[:100]
+            raise ApiError(
+                403,
+                "forbidden",
+                f"{refused} {shown!r} is not this node's (DNS rebinding?); use 127.0.0.1, "
+                "localhost or the tunnel's URL",
+                {"reason": f"bad_{refused}"},
+            )
 
     def _limit(self, api: ApiRequest) -> None:
         wait = self.app.limiter.take(api.client_ip)
@@ -282,16 +296,25 @@ def _peer(request: TwistedRequest) -> str:
     return str(getattr(address, "host", "?"))
 
 
-def _client_ip(request: TwistedRequest, headers: dict[str, str]) -> str:
-    """The peer's address; behind a local tunnel (peer on loopback) the last hop the tunnel
-    recorded in X-Forwarded-For, so that each remote client gets its own rate bucket."""
+def _client_ip(request: TwistedRequest, headers: dict[str, str], proxies: Sequence[Network]) -> str:
+    """The peer's address; from a trusted proxy (a local tunnel: WebConfig.trusted_proxies)
+    the last hop it recorded in X-Forwarded-For, so that each remote client gets its own rate
+    bucket. From anyone else the header is ignored: rotating it would mint fresh buckets."""
     peer = _peer(request)
     forwarded = headers.get("x-forwarded-for") or headers.get("cf-connecting-ip")
-    if forwarded and _is_loopback(peer):
+    if forwarded and proxies and _within(peer, proxies):
         last = forwarded.split(",")[-1].strip()
         if last:
             return last[:64]
     return peer
+
+
+def _within(host: str, networks: Sequence[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from twisted.web.server import Site
 
 from adapters.web.app import WebApp
+from adapters.web.guard import ConnectionLimits, GuardedChannel, Refusal
 from adapters.web.limits import request_factory
 from adapters.web.router import Router
 from adapters.web.routes import all_routes
@@ -22,6 +23,21 @@ class ApiSite(Site):
     DEBUG, not to twisted.logger at INFO: requests are counted by route and status in
     /metrics, and a line per request would flood journald under load (a quarter of the
     reactor's time under /health load was spent logging)."""
+
+    protocol: Any = GuardedChannel
+    limits = ConnectionLimits()
+    on_refused: Any = staticmethod(lambda status: None)
+
+    def buildProtocol(self, addr: Any) -> Any:
+        peer = str(getattr(addr, "host", ""))
+        if not self.limits.admit(peer):
+            self.on_refused(503)
+            return Refusal()
+        build: Any = Site.buildProtocol  # untyped in twisted
+        channel: Any = build(self, addr)
+        channel.on_lost = lambda: self.limits.release(peer)
+        channel.on_slow_head = lambda: self.on_refused(408)
+        return channel
 
     def log(self, request: Any) -> None:
         if access_log.isEnabledFor(logging.DEBUG):
@@ -41,9 +57,14 @@ def build_site(app: WebApp) -> ApiSite:
     )
     site.displayTracebacks = False
     site.noisy = False
-    site.requestFactory = request_factory(
-        app.config.max_body,
-        app.config.body_timeout_s,
-        lambda status: app.metrics.refused.labels(str(status)).inc(),
+
+    def refused(status: int) -> None:
+        app.metrics.refused.labels(str(status)).inc()
+
+    site.on_refused = refused
+    site.limits = ConnectionLimits(app.config.max_connections, app.config.max_connections_per_peer)
+    site.protocol = type(
+        "ConfiguredChannel", (GuardedChannel,), {"header_timeout_s": app.config.header_timeout_s}
     )
+    site.requestFactory = request_factory(app.config.max_body, app.config.body_timeout_s, refused)
     return site

@@ -53,8 +53,10 @@ class SSEClient:
         types: frozenset[str] | None,
         stream: str | None,
         max_queued: int = MAX_QUEUED_FRAMES,
+        owner: str = "",
     ) -> None:
         self.request: Any = request
+        self.owner = owner  # the client's address: streams are capped per client too
         self.cursor = after  # the last position written (or skipped by the filters)
         self.types = types
         self.stream = stream

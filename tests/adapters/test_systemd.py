@@ -115,6 +115,7 @@ def test_system_unit_contents(tmp_path: Path) -> None:
     assert "Type=notify" in lines
     assert "NotifyAccess=main" in lines
     assert "WatchdogSec=30" in lines
+    assert "LimitNOFILE=8192" in lines  # a bound on what a connection flood can take
     assert "Restart=on-failure" in lines
     assert "RestartSec=5" in lines
     assert "RestartPreventExitStatus=2" in lines

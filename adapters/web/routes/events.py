@@ -58,6 +58,14 @@ def _stream(
         after = int(last_id)
     if len(app.hub.clients) >= app.hub.max_clients:
         raise ApiError(503, "busy", "too many live event clients; retry later")
+    mine = sum(1 for c in app.hub.clients if c.owner == req.client_ip)
+    if mine >= app.config.sse_max_per_client:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this client holds {mine} live event streams already; close one first",
+            {"limit": app.config.sse_max_per_client},
+        )
     request: Any = req.raw
     request.setResponseCode(200)
     request.setHeader("Content-Type", "text/event-stream; charset=utf-8")
@@ -65,6 +73,8 @@ def _stream(
     request.setHeader("X-Accel-Buffering", "no")  # proxies must not hold frames back
     request.setHeader("X-Request-Id", req.request_id)
     request.write(b"retry: 2000\n: connected\n\n")
-    client = SSEClient(request, after, frozenset(types) if types else None, stream)
+    client = SSEClient(
+        request, after, frozenset(types) if types else None, stream, owner=req.client_ip
+    )
     app.hub.attach(client)
     return STREAMING

@@ -32,7 +32,7 @@ def _read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
 def test_announced_huge_body_is_refused_before_it_is_sent(node: Node) -> None:
     with socket.create_connection(("127.0.0.1", node.port)) as sock:
         sock.sendall(
-            b"POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + node.token.encode()
             + b"\r\nContent-Type: application/json\r\nContent-Length: "
             + str(100 * MIB).encode()
@@ -49,7 +49,7 @@ def test_chunked_body_is_cut_off_near_the_limit(node: Node) -> None:
     sent = 0
     with socket.create_connection(("127.0.0.1", node.port)) as sock:
         sock.sendall(
-            b"POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
             + node.token.encode()
             + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
