@@ -154,7 +154,9 @@ class PatchFlow:
         self.workspace = workspace
         self.reap_later = reap_later
         self.store = store
-        self.sandbox = Sandbox(workspace.path, workspace.exclude, workspace.max_file_bytes)
+        self.sandbox = Sandbox(
+            workspace.path, workspace.exclude, workspace.max_file_bytes, workspace.include
+        )
         self.transactions = FileTransactions(workspace.path, journal_dir, store)
         self.test_runner = test_runner
         self.expect_writes = expect_writes

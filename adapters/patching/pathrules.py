@@ -21,6 +21,23 @@ from adapters.globs import translate_glob  # linear-time: no pattern can hang
 from adapters.patching.model import SandboxViolation
 
 ALWAYS_EXCLUDED = (".git", ".ghost")
+# Files that hold credentials by convention: never read or written through the sandbox, in
+# any directory, whatever the config says (the model has no use for them, and a patch that
+# reads one back in a diff or a 422 would send it off the machine).
+SECRET_FILES: tuple[str, ...] = (
+    ".env",
+    ".env.*",
+    ".envrc",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".pypirc",
+    ".npmrc",
+)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -45,9 +62,11 @@ def normalize_relative(path: object) -> str:
 
 
 class ExcludeRules:
+    """The config's excludes, then SECRET_FILES (after them, so always applied)."""
+
     def __init__(self, patterns: Sequence[str] = ()) -> None:
         self._rules: list[tuple[str, re.Pattern[str], bool, bool]] = []
-        for raw in patterns:
+        for raw in (*patterns, *SECRET_FILES):
             pattern = raw.strip()
             if not pattern or pattern.startswith(("#", "!")):
                 continue
@@ -73,3 +92,31 @@ class ExcludeRules:
                 if regex.fullmatch(subject):
                     return raw
         return None
+
+
+class IncludeRules:
+    """The workspace's `include`: which files reads and writes may touch (the same rule as
+    the watcher's and GET /tree's, so that what the model can see and what it can change
+    agree). A pattern without `/` matches the file's name, one with `/` the whole path;
+    `!pattern` takes a file back out (the last matching pattern wins). No patterns: every
+    file."""
+
+    def __init__(self, patterns: Sequence[str] = ()) -> None:
+        self.patterns = tuple(p.strip() for p in patterns if p.strip() and not p.startswith("#"))
+        self._rules: list[tuple[re.Pattern[str], bool, bool]] = []
+        for pattern in self.patterns:
+            negated = pattern.startswith("!")
+            body = pattern[1:] if negated else pattern
+            anchored = "/" in body.rstrip("/")
+            body = body.strip("/")
+            if body:
+                self._rules.append((re.compile(translate_glob(body)), anchored, negated))
+
+    def includes(self, relative: str) -> bool:
+        if not self._rules:
+            return True
+        name = relative.rpartition("/")[2]
+        for regex, anchored, negated in reversed(self._rules):
+            if regex.fullmatch(relative if anchored else name):
+                return not negated
+        return False

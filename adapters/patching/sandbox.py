@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.patching.model import SandboxViolation
-from adapters.patching.pathrules import ExcludeRules, normalize_relative
+from adapters.patching.pathrules import ExcludeRules, IncludeRules, normalize_relative
 from adapters.patching.text import is_binary
 from adapters.workspace.dirfd import UnsafePathError, open_parent
 
@@ -63,11 +63,18 @@ class CheckedRead:
 
 
 class Sandbox:
-    def __init__(self, root: Path, exclude: Sequence[str] = (), max_file_bytes: int = MIB) -> None:
+    def __init__(
+        self,
+        root: Path,
+        exclude: Sequence[str] = (),
+        max_file_bytes: int = MIB,
+        include: Sequence[str] = (),
+    ) -> None:
         self.root = Path(os.path.realpath(root))
         self._root_str = str(self.root)
         self._root_prefix = self._root_str.rstrip("/") + "/"
         self.rules = ExcludeRules(exclude)
+        self.include = IncludeRules(include)
         self.max_file_bytes = max_file_bytes
 
     def check(self, path: str, for_write: bool = False) -> Path:
@@ -155,6 +162,14 @@ class Sandbox:
         pattern = self.rules.excluded_by(relative)
         if pattern is not None:
             raise SandboxViolation(path, "excluded", f"excluded by {pattern!r}")
+        if not self.include.includes(relative):
+            shown = ", ".join(self.include.patterns[:8])
+            raise SandboxViolation(
+                path,
+                "excluded",
+                f"not in the workspace's include ({shown}); the operator can add a pattern "
+                "to [[workspace]] include in the config",
+            )
 
 
 def read_file_checked(

@@ -162,7 +162,7 @@ def test_watcher_tells_editor_changes_from_patch_writes(edge: EdgeNode) -> None:
 def test_slack_is_told_about_an_applied_patch(edge: EdgeNode) -> None:
     reply = edge.api.post(
         "/webhook",
-        {"format": "files", "files": [{"path": "slack.txt", "content": "hi\n"}]},
+        {"format": "files", "files": [{"path": "slack.md", "content": "hi\n"}]},
     )
     assert reply.status == 200, reply.raw
     patch_id = reply.json["patch_id"]

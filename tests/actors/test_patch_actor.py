@@ -34,12 +34,12 @@ def store(tmp_path: Path) -> Iterator[SQLiteEventStore]:
 def workspace(tmp_path: Path, name: str, **kw: Any) -> WorkspaceConfig:
     root = tmp_path / name
     root.mkdir()
-    (root / "counter.txt").write_text("0\n")
+    (root / "counter.md").write_text("0\n")
     return WorkspaceConfig(name=name, path=root, **kw)
 
 
 def bump(n: int) -> dict[str, Any]:
-    patch = f"*** Begin Patch\n*** Update File: counter.txt\n@@\n-{n}\n+{n + 1}\n*** End Patch\n"
+    patch = f"*** Begin Patch\n*** Update File: counter.md\n@@\n-{n}\n+{n + 1}\n*** End Patch\n"
     return {"patch": patch, "description": f"bump {n}"}
 
 
@@ -82,7 +82,7 @@ def test_fifty_patches_queued_on_one_workspace_apply_in_order(
         futures = [submit(tree.service, "main", bump(n))[1] for n in range(50)]
         outcomes = [f.result(timeout=60) for f in futures]
         assert [o.status for o in outcomes] == ["applied"] * 50
-        assert (ws.path / "counter.txt").read_text() == "50\n"
+        assert (ws.path / "counter.md").read_text() == "50\n"
         applied = [e for e in store.read_all(types=["PatchApplied"])]
         assert [e.stream.removeprefix("patch-") for e in applied] == [o.patch_id for o in outcomes]
     finally:
@@ -100,7 +100,7 @@ def test_the_old_files_are_reaped_once_answered(store: SQLiteEventStore, tmp_pat
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and len(list(ws.path.iterdir())) > 1:
             time.sleep(0.01)
-        assert sorted(p.name for p in ws.path.iterdir()) == ["counter.txt"]
+        assert sorted(p.name for p in ws.path.iterdir()) == ["counter.md"]
     finally:
         tree.stop()
 
@@ -158,7 +158,7 @@ def test_pause_is_recorded_and_survives_a_restart(store: SQLiteEventStore, tmp_p
         assert tree.service.view(pid).status == "queued"  # type: ignore[union-attr]
         resumed = tree.service.set_paused(False, by="op").result(timeout=20)
         assert [o.patch_id for o in resumed] == [pid]
-        assert (ws.path / "counter.txt").read_text() == "1\n"
+        assert (ws.path / "counter.md").read_text() == "1\n"
     finally:
         tree.stop()
 
@@ -188,7 +188,7 @@ def test_a_crash_in_the_flow_restarts_the_actor_and_loses_nothing(
         assert first_view.status == "rolled_back"
         assert first_view.tests is not None
         assert first_view.tests["status"] == "error"
-        assert (ws.path / "counter.txt").read_text() == "1\n"
+        assert (ws.path / "counter.md").read_text() == "1\n"
         status = tree.ref.proxy().children_status().get(timeout=5)
         assert status["patch.main"]["restarts"] == 1
     finally:

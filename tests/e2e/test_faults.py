@@ -319,7 +319,7 @@ def _locked_round(node: GhostNode, tag: str, hold_s: float, clients: int = 3) ->
         i = 0
         while lock.is_alive():
             i += 1
-            path = f"locked/{tag}-{k}-{i}.txt"
+            path = f"locked/{tag}-{k}-{i}.md"
             started = time.monotonic()
             reply = api.post(
                 "/webhook", {"format": "files", "files": [{"path": path, "content": f"{path}\n"}]}
@@ -418,7 +418,7 @@ BIG = 120_000  # bytes per file: three of them cannot all fit in what the full d
 
 
 def _big_patch(tag: str, n: int, size: int = BIG) -> tuple[dict[str, Any], list[str]]:
-    paths = [f"big/{tag}-{n}-{k}.txt" for k in range(3)]
+    paths = [f"big/{tag}-{n}-{k}.md" for k in range(3)]
     line = f"{tag} {n} ".ljust(99, "x") + "\n"
     files = [{"path": p, "content": line * (size // 100)} for p in paths]
     return {"format": "files", "files": files}, paths

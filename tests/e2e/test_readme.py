@@ -369,9 +369,9 @@ class Readme:
     def first_patch(self, command: Command, m: re.Match[str]) -> None:
         answer = json.loads(self.ok(command))
         assert answer["status"] == "applied", answer
-        assert (self.home / "hello.txt").read_text() == "hello from GPT\n"
+        assert (self.home / "hello.md").read_text() == "hello from GPT\n"
         (changed,) = answer["files"]
-        assert changed["path"] == "hello.txt"
+        assert changed["path"] == "hello.md"
         assert changed["action"] == "add"
         assert changed["after_sha256"] == hashlib.sha256(b"hello from GPT\n").hexdigest()
         assert "+hello from GPT" in answer["diff"]
@@ -447,7 +447,7 @@ class Readme:
         assert self.node is not None, "the README rolls back through the running node"
         out = self.ok(command)
         assert f"rolled back patch {self.patch_id}" in out, out
-        assert not (self.home / "hello.txt").exists()
+        assert not (self.home / "hello.md").exists()
         pid = self.patch_id or "?"
 
         def told() -> bool:
@@ -469,7 +469,7 @@ class Readme:
         follow = self.start(command)
         _until(lambda: "PatchRolledBack" in follow.output(), "the past events", 20)
         body = json.dumps(
-            {"patch": "*** Begin Patch\n*** Add File: x.txt\n+x\n*** End Patch\n", "dry_run": True}
+            {"patch": "*** Begin Patch\n*** Add File: x.md\n+x\n*** End Patch\n", "dry_run": True}
         ).encode()
         _http("/webhook", self.token, body, **{"Content-Type": "application/json"})
         _until(lambda: "PatchDryRun" in follow.output(), "a live event in --follow", 20)

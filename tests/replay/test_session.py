@@ -145,7 +145,7 @@ def _run_script(session: Session) -> None:
             body = {
                 "workspace": ws,
                 "format": "files",
-                "files": [{"path": f"gen/g{rng.randrange(8)}.txt", "content": f"{step}\n"}],
+                "files": [{"path": f"gen/g{rng.randrange(8)}.md", "content": f"{step}\n"}],
                 "dry_run": dry,
             }
             reply = api.post("/webhook", body)

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 
 from adapters.config import WorkspaceConfig
 from adapters.patching import Sandbox, SandboxViolation
+from adapters.patching.pathrules import SECRET_FILES
 from adapters.watching.patterns import PathFilter
 from adapters.web.app import WebApp
 from adapters.web.errors import ApiError, invalid
@@ -43,7 +44,7 @@ def get_file(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
 
 
 def _read(ws: WorkspaceConfig, path: str) -> dict[str, Any]:
-    sandbox = Sandbox(ws.path, ws.exclude, ws.max_file_bytes)
+    sandbox = Sandbox(ws.path, ws.exclude, ws.max_file_bytes, ws.include)
     try:
         data = sandbox.read(path)
     except SandboxViolation as exc:
@@ -76,7 +77,7 @@ def get_tree(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
 
 
 def _walk(ws: WorkspaceConfig, glob: str | None, limit: int) -> dict[str, Any]:
-    rules = PathFilter(ws.include, ws.exclude)
+    rules = PathFilter(ws.include, (*ws.exclude, *SECRET_FILES))  # what reads allow, no more
     wanted = PathFilter((glob,), ()) if glob else None
     files: list[dict[str, Any]] = []
     truncated = False
