@@ -222,7 +222,12 @@ class Node:
         }
         # Tests run the workspace's code: every secret variable the config names is removed
         # from their environment, and every secret value from their output.
-        test_runner = partial(default_test_runner, env=child_env(self.config), scrub=self._redactor)
+        test_runner = partial(
+            default_test_runner,
+            env=child_env(self.config),
+            scrub=self._redactor,
+            hidden=(self.state.path,),
+        )
         patch_specs = {
             ws.name: ChildSpec(
                 f"patch.{ws.name}",
@@ -255,6 +260,7 @@ class Node:
             tunnels={spec.name.removeprefix("tunnel."): spec.handle for spec in tunnels},
             services={spec.name.removeprefix("service."): spec.handle for spec in services},
             signatures_path=self.state.signatures_path,
+            sessions_path=self.state.sessions_path,
         )
         webhook = ChildSpec(
             "webhook",

@@ -66,6 +66,8 @@ from adapters.patching import (
 )
 from adapters.patching.diffing import FileDiff, diff_file, file_diff
 from adapters.processes import TestRun, clean_env, run_tests
+from adapters.processes.confine import bubblewrap
+from adapters.processes.group import Command
 from adapters.workspace.dirfd import UnsafePathError
 from adapters.workspace.transaction import (
     FileChange,
@@ -104,13 +106,18 @@ def default_test_runner(
     *,
     env: Mapping[str, str] | None = None,
     scrub: Callable[[str], str] | None = None,
+    hidden: Sequence[Path] = (),
 ) -> TestRun:
     """The workspace's test command with `env` (default: ours minus GHOST_* and SLACK_*; the
     node passes every configured secret variable's name too) and its output scrubbed of the
-    node's secret values."""
+    node's secret values; with `test_sandbox = "bwrap"` confined, `hidden` (the state
+    directory) out of its sight."""
     assert workspace.test_command is not None
+    command: Command = workspace.test_command.popen_args()
+    if workspace.test_sandbox == "bwrap":
+        command = bubblewrap(command, workspace.path, hidden)
     run = run_tests(
-        workspace.test_command.popen_args(),
+        command,
         cwd=workspace.path,
         timeout_s=workspace.test_timeout_s,
         env=clean_env() if env is None else env,  # no ghost secrets in the tests' environment

@@ -30,6 +30,7 @@ import ipaddress
 import json
 import math
 import re
+import shutil
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,7 @@ MIB = 1024 * 1024
 
 Durability = Literal["full", "normal"]
 Approval = Literal["auto", "manual"]
+TestSandbox = Literal["none", "bwrap"]
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -144,6 +146,8 @@ class WorkspaceConfig:
     rollback_on_test_failure: bool = True
     approval: Approval = "auto"
     max_file_bytes: int = MIB
+    # "bwrap": test commands run confined (adapters/processes/confine.py); "none": as the node
+    test_sandbox: TestSandbox = "none"
 
 
 @dataclass(frozen=True)
@@ -632,8 +636,15 @@ def _workspace(t: _Table, base: Path) -> WorkspaceConfig:
         rollback_on_test_failure=t.get("rollback_on_test_failure", _bool, True),
         approval=cast(Approval, t.get("approval", _enum("auto", "manual"), "auto")),
         max_file_bytes=t.get("max_file_bytes", _positive(_int), MIB),
+        test_sandbox=cast(TestSandbox, t.get("test_sandbox", _enum("none", "bwrap"), "none")),
     )
     t.finish()
+    if ws.test_sandbox == "bwrap" and shutil.which("bwrap") is None:
+        raise ConfigError(
+            t.key("test_sandbox"),
+            "bwrap (bubblewrap) is not on PATH: install it (apt-get install bubblewrap) or "
+            'use "none"',
+        )
     return ws
 
 

@@ -164,6 +164,10 @@ class StateDir:
         return self.path / "events.db"
 
     @property
+    def sessions_path(self) -> Path:
+        return self.path / "sessions"
+
+    @property
     def signatures_path(self) -> Path:
         return self.path / "signatures"
 

@@ -136,6 +136,17 @@ def cmd_resume(args: argparse.Namespace, state_dir: Path) -> int:
     return EXIT_OK
 
 
+def cmd_sessions_revoke(args: argparse.Namespace, state_dir: Path) -> int:
+    answer = NodeClient.connect(state_dir).request("POST", "/sessions/revoke", {})
+    if args.json:
+        print_json(answer)
+    else:
+        print(
+            f"{answer.get('revoked', 0)} dashboard session(s) ended; sign in again with the token"
+        )
+    return EXIT_OK
+
+
 # --- status -----------------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace, state_dir: Path) -> int:
     client = NodeClient.find(state_dir)
@@ -374,6 +385,12 @@ def add_commands(
         parser = sub.add_parser(name, help=text)
         parser.add_argument("--json", action="store_true")
         parser.set_defaults(run=bind(command))
+
+    sessions = sub.add_parser("sessions", help="dashboard sign-ins (running node)")
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True)
+    revoke = sessions_sub.add_parser("revoke", help="end every dashboard session now")
+    revoke.add_argument("--json", action="store_true")
+    revoke.set_defaults(run=bind(cmd_sessions_revoke))
 
     status = sub.add_parser("status", help="the node's health (or, offline, its last state)")
     status.add_argument("--json", action="store_true")

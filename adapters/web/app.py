@@ -32,6 +32,7 @@ from adapters.web.guard import (
 from adapters.web.limits import DEFAULT_BODY_TIMEOUT_S, DEFAULT_MAX_BODY, RateLimiter
 from adapters.web.metrics import Metrics
 from adapters.web.patch_index import PatchIndex
+from adapters.web.sessions import SessionStore
 from adapters.web.sse import EventHub
 from eventstore.events import NewEvent
 from eventstore.protocol import EventStore
@@ -95,12 +96,17 @@ class WebServices:
     # signatures are loaded from it and journaled to it, so that the next run of the node
     # knows what this one accepted (RELIABILITY.md O1), and `signatures` is built from it.
     signatures_path: Path | None = None
+    # Dashboard sign-ins (adapters/web/sessions.py), kept in `<state>/sessions` when given.
+    sessions_path: Path | None = None
+    sessions: SessionStore = field(default_factory=SessionStore)
 
     def __post_init__(self) -> None:
         if self.signatures_path is not None:
             self.signatures = SignatureMemory.persistent(
                 self.signatures_path, WINDOW_S, started=self.started_wall
             )
+        if self.sessions_path is not None:
+            self.sessions = SessionStore(self.sessions_path)
 
     @property
     def workspaces(self) -> Mapping[str, WorkspaceConfig]:
@@ -117,6 +123,7 @@ class WebApp:
             services.hmac_secret,
             signatures=services.signatures,
             not_before=services.started_wall,
+            sessions=services.sessions,
         )
         self.metrics = Metrics()
         self.limiter = RateLimiter(config.rate_per_s, config.burst)

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from adapters.web.errors import ApiError
 from adapters.web.http import Principal
+from adapters.web.sessions import SessionStore
 from adapters.web.signature_journal import SignatureJournal, signature_digest
 
 log = logging.getLogger("ghost.web.auth")
@@ -182,6 +183,7 @@ class Authenticator:
         window_s: float = WINDOW_S,
         signatures: SignatureMemory | None = None,
         not_before: float | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self._token = token.encode()
         self._secret = hmac_secret.encode() if hmac_secret else None
@@ -190,8 +192,9 @@ class Authenticator:
         self._seen = signatures if signatures is not None else SignatureMemory(window_s)
         bounds = (*([] if not_before is None else [not_before]), *self._seen.bounds)
         self._bounds = tuple(sorted(set(bounds)))
-        # Derived values, so neither the cookie nor the page ever holds the token itself.
-        self._session = self._derive(b"dashboard-session")
+        self.sessions = sessions if sessions is not None else SessionStore()
+        # Derived, so the page never holds the token itself; CSRF needs only a value that
+        # another origin cannot read, the session cookie is what gets revoked.
         self._csrf = self._derive(b"dashboard-csrf")
 
     @property
@@ -228,7 +231,7 @@ class Authenticator:
             return self._check_signature(method, target, headers, body)
         session = cookies.get(COOKIE_NAME)
         if session is not None:
-            if not hmac.compare_digest(session.encode(), self._session.encode()):
+            if not self.sessions.valid(session):
                 raise unauthorized("bad_cookie")
             if method not in ("GET", "HEAD"):
                 csrf = headers.get(CSRF_HEADER, "")
@@ -272,9 +275,10 @@ class Authenticator:
         """The Set-Cookie value for a dashboard visit with a valid `?token=`; 401 otherwise."""
         if not hmac.compare_digest(token.encode(), self._token):
             raise unauthorized("bad_token")
+        session = self.sessions.create()
         return (
-            f"{COOKIE_NAME}={quote(self._session)}; HttpOnly; SameSite=Strict; Path=/; "
-            "Max-Age=2592000"
+            f"{COOKIE_NAME}={quote(session)}; HttpOnly; SameSite=Strict; Path=/; "
+            f"Max-Age={int(self.sessions.ttl_s)}"
         )
 
 

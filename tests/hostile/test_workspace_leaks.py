@@ -5,11 +5,13 @@ printed into the store, and a patch that rewrote ghost.toml to run a command at 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +91,41 @@ def test_the_config_file_is_neither_readable_nor_writable(make_node: Callable[..
         assert reply.json["error"]["details"]["sandbox"][0]["reason"] == "excluded"
     assert (node.workspace / "ghost.toml").read_text() == before
     good_patch(node)
+
+
+CONFINED_PROBE = """
+import pathlib
+for what, act in [
+    ("token", lambda: pathlib.Path('.ghost/token').read_text()),
+    ("events", lambda: pathlib.Path('.ghost/events.db').read_bytes()),
+    ("outside", lambda: (pathlib.Path.home() / '.ghost-confine-probe').write_text('x')),
+    ("inside", lambda: pathlib.Path('inside.md').write_text('x')),
+]:
+    try:
+        act()
+        print(what, "allowed")
+    except OSError as exc:
+        print(what, "refused", type(exc).__name__)
+"""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
+def test_a_confined_test_run_cannot_read_the_token_or_write_outside(
+    make_node: Callable[..., Node],
+) -> None:
+    config = CONFIG.replace(
+        """test_command = ["{python}", "-c", "print('tests ok')"]""",
+        f"test_command = {json.dumps([sys.executable, '-c', CONFINED_PROBE])}\n"
+        'test_sandbox = "bwrap"',
+    )
+    node = make_node(config)
+    reply = node.client(timeout=60).post(
+        "/webhook", {"patch": "*** Begin Patch\n*** Add File: t.py\n+x = 1\n*** End Patch\n"}
+    )
+    assert reply.status == 200, reply.raw[:500]
+    tail = reply.json["tests"]["output_tail"]
+    assert "token refused" in tail, tail
+    assert "events refused" in tail, tail
+    assert "outside refused" in tail, tail
+    assert "inside allowed" in tail, tail
+    assert not (Path.home() / ".ghost-confine-probe").exists()

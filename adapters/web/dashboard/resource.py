@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 
 from adapters.web.app import WebApp
-from adapters.web.auth import CSRF_HEADER
+from adapters.web.auth import COOKIE_NAME, CSRF_HEADER
 from adapters.web.errors import ApiError
 from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.router import Handler, Route
@@ -64,6 +64,20 @@ def get_session(app: WebApp, req: ApiRequest) -> ApiResponse:
     return ApiResponse(200, {"csrf_header": CSRF_HEADER, "csrf": app.auth.csrf_token})
 
 
+def end_session(app: WebApp, req: ApiRequest) -> ApiResponse:
+    """Sign out: the caller's session ends here and in every later run of the node."""
+    cookie: dict[bytes, bytes] = req.raw.received_cookies
+    session = cookie.get(COOKIE_NAME.encode(), b"").decode("latin-1")
+    ended = bool(session) and app.auth.sessions.revoke(session)
+    expired = f"{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+    return ApiResponse(200, {"signed_out": ended}, {"Set-Cookie": expired})
+
+
+def revoke_sessions(app: WebApp, req: ApiRequest) -> ApiResponse:
+    """Every dashboard session ends (`ghost sessions revoke`); the token stays valid."""
+    return ApiResponse(200, {"revoked": app.auth.sessions.revoke_all()})
+
+
 def _asset_handler(name: str) -> Handler:
     def handler(app: WebApp, req: ApiRequest) -> ApiResponse:
         return _file(name)
@@ -76,6 +90,8 @@ def dashboard_routes() -> list[Route]:
     return [
         Route("GET", "/dashboard", get_dashboard, auth="open"),
         Route("GET", "/dashboard/session", get_session),
+        Route("DELETE", "/dashboard/session", end_session),
+        Route("POST", "/sessions/revoke", revoke_sessions),
         Route("GET", "/dashboard/app.js", _asset_handler("app.js"), auth="open"),
         Route("GET", "/dashboard/app.css", _asset_handler("app.css"), auth="open"),
     ]
