@@ -455,6 +455,11 @@ class PatchFlow:
             return self._reject(pid, "invalid", str(exc), {"parse": exc.as_json()})
         except SandboxViolation as exc:
             return self._reject(pid, "sandbox", str(exc), {"sandbox": [exc.as_json()]})
+        except OSError as exc:
+            # The workspace changed under the planner (a directory swapped mid-check): this
+            # patch is refused, the actor goes on.
+            message = f"the workspace changed while the patch was checked: {exc.strerror}"
+            return self._reject(pid, "sandbox", message, {})
         except PatchRejected as exc:
             code: ErrorCode = (
                 "conflict"

@@ -126,7 +126,12 @@ class Sandbox:
                 break
         else:
             return relative
-        parent = os.path.realpath(f"{self._root_str}/{directory}")
+        try:
+            parent = os.path.realpath(f"{self._root_str}/{directory}")
+        except OSError as exc:  # a symlink on the way was swapped while realpath walked it
+            raise SandboxViolation(
+                path, "changed_since_check", "the path changed while it was checked; send again"
+            ) from exc
         if parent == self._root_str:
             return name
         if not parent.startswith(self._root_prefix):

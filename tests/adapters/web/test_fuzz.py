@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import string
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -96,6 +97,58 @@ def test_headers_and_queries_never_5xx(
     assert reply.status < 500, (reply.status, reply.raw[:300])
 
 
+# The string classes of the hostile-input issue: lone surrogates, control and bidi characters,
+# very long lines (of plain, escape or multi-byte characters), and text with a surrogate tail.
+hostile_text = st.one_of(
+    st.text(alphabet=st.characters(categories=("Cs", "Cc", "Cf")), min_size=1, max_size=20),
+    st.builds(
+        lambda c, n: c * n,
+        st.sampled_from(["a", "\x1b", "\u202e", "\u00e9", "\r", "\x00"]),
+        st.integers(1_000, 200_000),
+    ),
+    st.text(max_size=30).map(lambda t: t + "\ud800"),
+)
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+TEXT_FIELDS = ["id", "description", "author", "patch", "workspace", "patch_id"]
+
+
+@FUZZ
+@given(field=st.sampled_from(TEXT_FIELDS), value=hostile_text, path_value=hostile_text)
+def test_hostile_strings_never_5xx(api: Client, field: str, value: str, path_value: str) -> None:
+    body: dict[str, Any] = {
+        "patch": "*** Begin Patch\n*** Add File: fuzz.py\n+x = 1\n*** End Patch\n",
+        "dry_run": True,
+        "wait_s": 1,
+        "workspace": "main",
+        field: value,
+    }
+    reply = api.post("/webhook", body)
+    assert reply.status < 500, reply.raw[:300]
+    if _lone_surrogate(json.loads(json.dumps(value))):  # (a pair in JSON is one character)
+        assert reply.status == 400, reply.raw[:300]
+        assert reply.json["error"]["details"]["field"] == field
+    files = {"format": "files", "dry_run": True, "workspace": "main", "wait_s": 1}
+    files["files"] = [{"path": path_value[:4096], "content": value}]
+    reply = api.post("/webhook", files)
+    assert reply.status < 500, reply.raw[:300]
+
+
+@FUZZ
+@given(glob=st.text(alphabet="a*?/[]!b.", min_size=1, max_size=200))
+def test_globs_never_5xx_nor_hang(api: Client, glob: str) -> None:
+    reply = api.get(f"/tree?workspace=main&glob={quote(glob)}")
+    assert reply.status in (200, 400), reply.raw[:300]
+
+
 def test_openapi_document_is_valid(api: Client) -> None:
     from openapi_spec_validator import validate
 
@@ -163,3 +216,5 @@ def test_node_is_healthy_after_fuzzing(api: Client) -> None:
     reply = api.get("/health")
     assert reply.status == 200, reply.raw
     assert reply.json["actors"]["patch.main"]["state"] == "running"
+    # hostile strings never crashed an actor (they once crash-looped the patch actor)
+    assert reply.json["actors"]["patch.main"]["restarts"] == 0, reply.json["actors"]
