@@ -1,7 +1,7 @@
 """Confining a test command (`[[workspace]] test_sandbox = "bwrap"`): the workspace's tests are
 the workspace's code, which the remote model may have just written. Without confinement they
 run as the node's user and can read what it can, the token included. Under bubblewrap they see
-the file system read-only except the workspace (and a private /tmp), the node's state directory
+the file system read-only except the workspace and /tmp, the node's state directory
 (token, event store, signature journal) not at all, and their own process namespace, which dies
 with the node's handle on it.
 """
@@ -30,7 +30,8 @@ def bubblewrap(command: Command, workspace: Path, hidden: Sequence[Path] = ()) -
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
+        # /tmp stays writable and shared: tools and virtualenvs live there too (CI's do)
+        "--bind", "/tmp", "/tmp",
         "--bind", ws, ws,
     ]  # fmt: skip
     for path in hidden:

@@ -912,9 +912,10 @@ def _recorded_at_never_decreases(state: Path) -> list[datetime]:
     return times
 
 
-def _signed_post(api: Client, body: dict[str, Any], at: int) -> Any:
+def _signed_post(api: Client, body: dict[str, Any], at: int, nonce: str | None = None) -> Any:
     raw = json.dumps(body).encode()
-    return api.post("/webhook", raw, headers=signed_headers(raw, HMAC_SECRET, at=at), auth=False)
+    headers = signed_headers(raw, HMAC_SECRET, at=at, nonce=nonce)
+    return api.post("/webhook", raw, headers=headers, auth=False)
 
 
 def _node_now(api: Client) -> float:
@@ -999,10 +1000,11 @@ def _hmac_by_the_nodes_clock(node: GhostNode, root: Path, skew: float, ledger: L
     until(lambda: node.client().get("/health").json.get("uptime_s", 0) >= 3, "3 s of uptime")
     real = int(time.time())
     node_time = int(real + skew)
-    ok = _signed_post(node.client(), body, at=node_time)
+    nonce = f"clock-{node_time}"
+    ok = _signed_post(node.client(), body, at=node_time, nonce=nonce)
     assert ok.status == 200, ok.raw
     ledger.add("submit", ok)
-    again = _signed_post(node.client(), body, at=node_time)
+    again = _signed_post(node.client(), body, at=node_time, nonce=nonce)  # the same request
     assert again.status == 401, again.raw
     assert again.error["details"]["reason"] == "replayed", again.raw
 
@@ -1048,11 +1050,11 @@ def test_clock_steps_during_a_run(tmp_path: Path) -> None:
         api = node.client()
         body = patch_body(root, ["pkg/f4.py"], 2, "files")
         ahead = int(time.time()) + 200
-        first = _signed_post(api, body, at=ahead)
+        first = _signed_post(api, body, at=ahead, nonce=f"ahead-{ahead}")
         assert first.status == 200, first.raw
         ledger.add("submit", first)
         _step(node, offset, 301)
-        replayed = _signed_post(api, body, at=ahead)
+        replayed = _signed_post(api, body, at=ahead, nonce=f"ahead-{ahead}")
         assert replayed.status == 401, f"a signature was accepted twice: {replayed.raw[:200]!r}"
         assert replayed.error["details"]["reason"] == "replayed"
 
@@ -1084,12 +1086,12 @@ def test_hmac_signature_replayed_after_a_restart_is_refused(tmp_path: Path) -> N
     node = GhostNode(tmp_path, config, state, env=env)
     try:
         at = int(time.time())
-        assert _signed_post(node.client(), body, at=at).status == 200
+        assert _signed_post(node.client(), body, at=at, nonce=f"restart-{at}").status == 200
     finally:
         assert node.stop() == 0
     node = GhostNode(tmp_path, config, state, env=env)
     try:
-        replayed = _signed_post(node.client(), body, at=at)
+        replayed = _signed_post(node.client(), body, at=at, nonce=f"restart-{at}")
     finally:
         assert node.stop() == 0
     assert replayed.status == 401, replayed.raw[:200]
@@ -1107,14 +1109,14 @@ def test_hmac_replay_after_a_restart_with_the_clock_stepped_back(tmp_path: Path)
     node = GhostNode(tmp_path, config, state, env=env)
     try:
         at = int(time.time())
-        assert _signed_post(node.client(), body, at=at).status == 200
+        assert _signed_post(node.client(), body, at=at, nonce=f"stepped-{at}").status == 200
     finally:
         assert node.stop() == 0
     offset.write_text("-120\n")  # NTP steps the clock two minutes back before the next start
     node = GhostNode(tmp_path, config, state, env=env)
     try:
         assert -125 < _node_now(node.client()) - time.time() < -115
-        replayed = _signed_post(node.client(), body, at=at)
+        replayed = _signed_post(node.client(), body, at=at, nonce=f"stepped-{at}")
     finally:
         assert node.stop() == 0
     assert replayed.status == 401, f"replayed after the restart: {replayed.raw[:200]!r}"

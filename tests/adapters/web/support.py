@@ -89,9 +89,11 @@ def signed_headers(
     at: int | None = None,
     method: str = "POST",
     target: str = "/webhook",
+    nonce: str | None = None,
 ) -> dict[str, str]:
-    """The v1 signature headers (SPEC §4) for `method target` with `body`, a fresh nonce."""
-    return signature_headers(secret.encode(), method, target, body, timestamp=at)
+    """The v1 signature headers (SPEC §4) for `method target` with `body`; a fresh nonce
+    unless one is given (the same nonce, time and body: a replay)."""
+    return signature_headers(secret.encode(), method, target, body, timestamp=at, nonce=nonce)
 
 
 class Node:

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
 BEFORE = "hello\nworld\n"
 AFTER_LINE = "ghost <b>was</b> here"  # markup in a diff: shown as text, never parsed
 AFTER = f"hello\n{AFTER_LINE}\n"
-PATCH = f"--- a/hello.txt\n+++ b/hello.txt\n@@ -1,2 +1,2 @@\n hello\n-world\n+{AFTER_LINE}\n"
+PATCH = f"--- a/hello.md\n+++ b/hello.md\n@@ -1,2 +1,2 @@\n hello\n-world\n+{AFTER_LINE}\n"
 CSRF_PROBE = "/patches/nope/approve"
 # Untrusted text the page must show as text: an element here would be an injection.
 DESCRIPTION = 'greet the ghost <img src=x onerror="window.__pwned=1">'
@@ -64,7 +64,7 @@ class RunningNode:
 def node(tmp_path: Path) -> Iterator[RunningNode]:
     ws = tmp_path / "ws"
     ws.mkdir()
-    (ws / "hello.txt").write_text(BEFORE)
+    (ws / "hello.md").write_text(BEFORE)
     config = tmp_path / "ghost.toml"
     tunnel = [sys.executable, str(FAKE_TUNNEL), str(tmp_path / ".ghost" / "node.json")]
     config.write_text(
@@ -162,7 +162,7 @@ def test_dashboard_live_patch_approve_and_rollback(node: RunningNode) -> None:
             assert row.locator("img").count() == 0
             page.locator("#events li[data-type='PatchPendingApproval']").first.wait_for()
             assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
-            assert (node.workspace / "hello.txt").read_text() == BEFORE
+            assert (node.workspace / "hello.md").read_text() == BEFORE
             shot("2-patch-arrived")
 
             # Its detail: the coloured diff, as text.
@@ -181,7 +181,7 @@ def test_dashboard_live_patch_approve_and_rollback(node: RunningNode) -> None:
             confirm.wait_for()
             shot("4-confirm-approve")
             confirm.click()
-            _until(lambda: (node.workspace / "hello.txt").read_text() == AFTER, "the patch on disk")
+            _until(lambda: (node.workspace / "hello.md").read_text() == AFTER, "the patch on disk")
             page.locator("#detail[data-patch-status='applied']").wait_for()
             row_with("applied").wait_for()
             page.locator("#events li[data-type='PatchApplied']").first.wait_for()
@@ -191,7 +191,7 @@ def test_dashboard_live_patch_approve_and_rollback(node: RunningNode) -> None:
             # Roll back from the page; the file is restored.
             detail.locator("button[data-action='rollback']").click()
             detail.locator("button[data-confirm='rollback']").click()
-            _until(lambda: (node.workspace / "hello.txt").read_text() == BEFORE, "the rollback")
+            _until(lambda: (node.workspace / "hello.md").read_text() == BEFORE, "the rollback")
             page.locator("#detail[data-patch-status='rolled_back']").wait_for()
             row_with("rolled_back").wait_for()
             page.locator("#events li[data-type='PatchRolledBack']").first.wait_for()
