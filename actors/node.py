@@ -49,6 +49,8 @@ from actors.webhook import Binding, WebhookActor, web_config
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
 from adapters.logging_setup import Redactor, configure_logging, route_twisted_logs
+from adapters.processes import cannot_listen
+from adapters.processes.detect import with_detected_tests
 from adapters.statedir import PreviousRun, StateDir, StateDirError
 from adapters.twisted_bridge import ShutdownReactor, install_shutdown
 from adapters.web.app import WebConfig, WebServices
@@ -129,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"ghost-node: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # Before anything is created: a taken port costs one line naming its holder, and no files.
+    busy = cannot_listen(config.node.host, config.node.port)
+    if busy is not None:
+        print(f"ghost-node: {busy} (another ghost-node? choose another --port)", file=sys.stderr)
+        return EXIT_USAGE
+    # Once, at start: a workspace whose config names no test command gets the one its
+    # project shows (announced in the banner, shown in /health), probed with the tests' env.
+    config = with_detected_tests(config, child_env(config))
     state = StateDir(config.node.state_dir)
     try:
         previous = state.open()
@@ -153,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.shutdown()
         os._exit(code)
     return code
+
+
+def _tests_line(tests: Mapping[str, str]) -> str:
+    if "command" in tests:
+        return f"{tests['command']} ({tests['origin']})"
+    return f"none, {tests['reason']}"
 
 
 class Node:
@@ -362,6 +378,8 @@ class Node:
                 f"events {self.state.events_db}. Ctrl-C stops it.",
                 flush=True,
             )
+            for ws in self.config.workspaces:
+                print(f"tests ({ws.name}): {_tests_line(ws.tests)}", flush=True)
         # The token goes to a person's terminal on the run that made it, and nowhere else: a
         # non-terminal stdout is journald or a log file, and a later start's banner would put
         # it there again.

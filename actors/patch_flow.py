@@ -78,7 +78,7 @@ from adapters.workspace.transaction import (
 from eventstore.catalogue import EventType, patch_stream, tests_stream
 from eventstore.events import NewEvent, RecordedEvent
 from eventstore.protocol import EventStore
-from replay.patches import PATCH_EVENT_TYPES, PatchView, fold
+from replay.patches import PATCH_EVENT_TYPES, PatchView, fold, tests_of
 
 log = logging.getLogger(__name__)
 
@@ -518,6 +518,9 @@ class PatchFlow:
             "changes": changes_json,
             "diff_blob": diff_blob,
         }
+        skipped = self._tests_skipped(command)
+        if skipped is not None:
+            applied["tests_skipped"] = skipped
         try:
             self.transactions.apply(
                 pid,
@@ -546,9 +549,17 @@ class PatchFlow:
                 "free some space and send the patch again",
                 {"errno": errno.errorcode.get(exc.errno or 0, "")},
             )
-        if command.run_tests and self.workspace.test_command is not None:
+        if skipped is None:
             self._run_tests(pid, command, changes)
         return self.outcome(pid, diff)
+
+    def _tests_skipped(self, command: PatchCommand) -> str | None:
+        """Why an applied patch's tests will not run (None: they will)."""
+        if self.workspace.test_command is None:
+            return self.workspace.tests_absent_reason
+        if not command.run_tests:
+            return "not requested (run_tests: false)"
+        return None
 
     def run_tests_now(self, by: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The webhook's `run_tests`: the workspace's tests as they are, between patches (the
@@ -557,7 +568,8 @@ class PatchFlow:
         if test_command is None:
             raise FlowError(
                 "invalid",
-                f"workspace {self.workspace.name} has no test_command (set it in ghost.toml)",
+                f"workspace {self.workspace.name} has no test command "
+                f"({self.workspace.tests_absent_reason}; set test_command in ghost.toml)",
             )
         run_id = new_patch_id()
         stream = tests_stream(self.workspace.name)
@@ -668,14 +680,14 @@ class PatchFlow:
             error = PatchError(
                 view.error["code"], view.error["message"] or "", view.error.get("details") or {}
             )
-        tests = None
-        if view.tests is not None and view.tests.get("status") != "running":
-            tests = TestsOutcome(
-                view.tests["status"],
-                view.tests.get("exit_code"),
-                float(view.tests.get("duration_s") or 0.0),
-                view.tests.get("output_tail") or "",
-            )
+        run = tests_of(view)
+        tests = TestsOutcome(
+            run["status"],
+            run.get("exit_code"),
+            float(run.get("duration_s") or 0.0),
+            run.get("output_tail") or "",
+            run.get("reason") or "",
+        )
         files = tuple(
             FileOutcome(
                 f["path"],

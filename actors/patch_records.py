@@ -63,14 +63,21 @@ class TestsOutcome:
     exit_code: int | None
     duration_s: float
     output_tail: str
+    reason: str = ""  # skipped: why no test ran ("no test command", "dry run"...)
 
     def as_json(self) -> dict[str, Any]:
+        if self.reason:
+            return {"status": self.status, "reason": self.reason}
         return {
             "status": self.status,
             "exit_code": self.exit_code,
             "duration_s": round(self.duration_s, 3),
             "output_tail": self.output_tail,
         }
+
+
+# `tests` of an answer given before the patch was applied (queued): never null (SPEC §4).
+NOT_APPLIED_YET = {"status": "skipped", "reason": "not applied yet"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,7 @@ class PatchOutcome:
             "status": self.status,
             "files": [f.as_json() for f in self.files],
             "diff": self.diff,
-            "tests": None if self.tests is None else self.tests.as_json(),
+            "tests": NOT_APPLIED_YET if self.tests is None else self.tests.as_json(),
             "position": self.position,
         }
         if self.error is not None:

@@ -101,9 +101,11 @@ class WebhookActor(GhostActor):
         except WebBindError as exc:
             if self._binding.last_port is None and self._on_never_bound is not None:
                 # The very first bind: the port is taken (another node?) or the address is
-                # wrong. Restarting cannot fix that; the node says so and exits.
+                # wrong. Restarting cannot fix that; the node says so in one line and exits
+                # (exit 2), so this actor stays up unbound rather than failing with a
+                # traceback that would only repeat that line.
                 self._on_never_bound(exc)
-                raise
+                return
             if self._config.port or not wanted:
                 raise
             log.info("port %d is taken now; binding any free port", wanted)

@@ -30,6 +30,7 @@ import ipaddress
 import json
 import math
 import re
+import shlex
 import shutil
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -141,13 +142,28 @@ class WorkspaceConfig:
     path: Path  # absolute, resolved, an existing directory
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
-    test_command: CommandLine | None = None  # None: no tests
+    test_command: CommandLine | None = None  # None: no tests (tests_absent_reason says why)
+    # Where test_command came from: "config", or what detection saw ("pytest: pyproject.toml")
+    test_origin: str = "config"
+    tests_absent_reason: str = "no test command"
+    # test_command absent from the config: the node looks for one when it starts
+    # (adapters/processes/detect.py); `test_command = false` turns that off.
+    detect_tests: bool = True
     test_timeout_s: float = 300.0
     rollback_on_test_failure: bool = True
     approval: Approval = "auto"
     max_file_bytes: int = MIB
     # "bwrap": test commands run confined (adapters/processes/confine.py); "none": as the node
     test_sandbox: TestSandbox = "none"
+
+    @property
+    def tests(self) -> dict[str, str]:
+        """What runs after a patch, as /health and the banner show it."""
+        if self.test_command is None:
+            return {"status": "skipped", "reason": self.tests_absent_reason}
+        args = self.test_command.args
+        shown = args if isinstance(args, str) else shlex.join(args)
+        return {"command": shown, "origin": self.test_origin}
 
 
 @dataclass(frozen=True)
@@ -631,7 +647,7 @@ def _workspace(t: _Table, base: Path) -> WorkspaceConfig:
         path=path,
         include=include,
         exclude=t.get("exclude", _str_list, DEFAULT_EXCLUDE),
-        test_command=t.optional("test_command", _argv_or_shell),
+        **_test_command(t),
         test_timeout_s=t.get("test_timeout_s", _positive(_number), 300.0),
         rollback_on_test_failure=t.get("rollback_on_test_failure", _bool, True),
         approval=cast(Approval, t.get("approval", _enum("auto", "manual"), "auto")),
@@ -646,6 +662,14 @@ def _workspace(t: _Table, base: Path) -> WorkspaceConfig:
             'use "none"',
         )
     return ws
+
+
+def _test_command(t: _Table) -> dict[str, Any]:
+    """`test_command`: a command; `false` for none; absent: detected when the node starts."""
+    if t.has("test_command") and t.raw("test_command") is False:
+        return {"detect_tests": False, "tests_absent_reason": "test_command = false in the config"}
+    command = t.optional("test_command", _argv_or_shell)
+    return {"test_command": command, "detect_tests": command is None}
 
 
 def _supervisor(top: _Table) -> SupervisorConfig:

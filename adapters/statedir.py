@@ -187,6 +187,7 @@ class StateDir:
         self._lock()
         try:
             self._ensure_dir(self.logs_dir)
+            self._ensure_gitignore()
             self.previous_run = self._read_previous_run()
             # A node.json left by a killed node would point clients at a dead port.
             with contextlib.suppress(FileNotFoundError):
@@ -290,6 +291,17 @@ class StateDir:
         return Token(value, "file") if value else None
 
     # -- internals
+    def _ensure_gitignore(self) -> None:
+        # The token and the store must never reach a `git add -A` of the workspace that holds
+        # this directory: it ignores itself, whatever the project's own .gitignore says.
+        path = self.path / ".gitignore"
+        if path.exists():
+            return
+        try:
+            atomic_write(path, b"*\n", mode=0o644)
+        except OSError as exc:
+            raise StateDirError(f"cannot write {path}: {exc}") from exc
+
     def _require_open(self) -> None:
         if self._lock_fd is None:
             raise StateDirError(f"state directory {self.path} is not open")

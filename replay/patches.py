@@ -78,6 +78,27 @@ class PatchView(NamedTuple):
         return "failed" if self.status == "failed_tests" else self.status
 
 
+# Why a patch that records no test run has none, by its status (SPEC §4: `tests` is never
+# null). An applied patch records its own reason (PatchApplied's `tests_skipped`).
+_NOT_RUN = {
+    "received": "not applied yet",
+    "queued": "not applied yet",
+    "approved": "not applied yet",
+    "applying": "not applied yet",
+    "pending_approval": "waiting for approval",
+    "dry_run": "dry run",
+    "rejected": "not applied",
+    "failed": "not applied",
+}
+
+
+def tests_of(view: PatchView) -> Mapping[str, Any]:
+    """The patch's test run as answered (output_blob left to the store), or why there is none."""
+    if view.tests is not None:
+        return {k: v for k, v in view.tests.items() if k != "output_blob"}
+    return {"status": "skipped", "reason": _NOT_RUN.get(view.status, "not run")}
+
+
 # A recorded time as a fold gets it: a datetime (RecordedEvent.recorded_at) or the store's
 # integer microseconds (a raw row, eventstore/rows.py). Only folds that keep the time turn it
 # into a datetime (`to_datetime`), so a bulk rebuild does not build one per event.
@@ -235,6 +256,8 @@ def _applied(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
     s.files = tuple(d.get("files", s.files))
     s.changes = tuple(d.get("changes", ()))
     s.diff_blob = d.get("diff_blob", s.diff_blob)
+    if d.get("tests_skipped"):
+        s.tests = {"status": "skipped", "reason": d["tests_skipped"]}
 
 
 def _tests_started(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:

@@ -4,7 +4,7 @@ everything blocks and is meant to be called from actor threads)."""
 from adapters.processes.env import clean_env
 from adapters.processes.group import ExitStatus, ProcessGroup, ProcessStartError
 from adapters.processes.http_check import CheckResult, http_check
-from adapters.processes.ports import PortOwner, is_port_open, port_owner
+from adapters.processes.ports import PortOwner, cannot_listen, is_port_open, port_owner
 from adapters.processes.service import (
     CrashLoopDetector,
     PortInUseError,
@@ -34,6 +34,7 @@ __all__ = [
     "TunnelProcess",
     "TunnelTransition",
     "TunnelUrlError",
+    "cannot_listen",
     "clean_env",
     "http_check",
     "is_port_open",

@@ -8,6 +8,7 @@ it needs root, so there we fall back to asking each process we may inspect for i
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -111,3 +112,27 @@ def is_port_open(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def cannot_listen(host: str, port: int) -> str | None:
+    """Why the node could not listen on host:port (None: it could, as far as a probe bind
+    can tell), with the process that holds the port named when one is visible. Asked before
+    anything is created, so that a port already taken costs the user one line and no files;
+    the real bind later still handles the race of a port taken in between."""
+    if port == 0:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"cannot listen on {host}:{port}: {exc}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As Twisted's listenTCP: a port in TIME_WAIT is free to listen on.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            owner = port_owner(port, host) if exc.errno == errno.EADDRINUSE else None
+            reason = owner.describe() if owner is not None else (exc.strerror or str(exc))
+            return f"cannot listen on {host}:{port}: {reason}"
+    return None

@@ -17,6 +17,7 @@ from adapters.slack.replies import ControlError
 from adapters.web.app import WebServices
 from adapters.web.patch_index import PatchIndex, summary
 from eventstore.catalogue import EventType
+from replay.patches import tests_of
 
 DECISION_TIMEOUT_S = 25.0
 STATUS_TIMEOUT_S = 2.0
@@ -62,7 +63,7 @@ class ServiceControl:
             **summary(view),
             "files": [dict(f) for f in view.files],
             "diff": diff,
-            "tests": None if view.tests is None else dict(view.tests),
+            "tests": dict(tests_of(view)),
         }
 
     def _decide(self, action: str, patch_id: str, by: str) -> Mapping[str, Any]:

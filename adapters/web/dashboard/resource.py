@@ -59,6 +59,13 @@ def get_dashboard(app: WebApp, req: ApiRequest) -> ApiResponse:
     return _file(PAGE)
 
 
+def get_root(app: WebApp, req: ApiRequest) -> ApiResponse:
+    """`/`, the URL a person types first: to the dashboard, which asks for the token. The
+    query is dropped, so a token pasted after `/?` never travels on in a Location."""
+    headers = {**SECURITY_HEADERS, "Location": "/dashboard"}
+    return ApiResponse(302, b"", headers, content_type="text/plain; charset=utf-8")
+
+
 def get_session(app: WebApp, req: ApiRequest) -> ApiResponse:
     """What the page needs for its POSTs (token auth: the session cookie or a bearer token)."""
     return ApiResponse(200, {"csrf_header": CSRF_HEADER, "csrf": app.auth.csrf_token})
@@ -88,6 +95,7 @@ def _asset_handler(name: str) -> Handler:
 def dashboard_routes() -> list[Route]:
     """The dashboard's part of the router's table (`adapters/web/routes.all_routes`)."""
     return [
+        Route("GET", "/", get_root, auth="open"),
         Route("GET", "/dashboard", get_dashboard, auth="open"),
         Route("GET", "/dashboard/session", get_session),
         Route("DELETE", "/dashboard/session", end_session),

@@ -136,6 +136,7 @@ def summary(app: WebApp) -> Deferred[dict[str, Any]]:
                 "version": app.services.version,
                 "position": app.hub.committed,  # the store's last committed event
                 "workspaces": sorted(app.services.workspaces),
+                "tests": {name: ws.tests for name, ws in sorted(app.services.workspaces.items())},
                 "availability": avail,
             }
 

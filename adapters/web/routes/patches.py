@@ -12,6 +12,7 @@ from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.patch_index import summary
 from adapters.web.routes.outcomes import settle
 from eventstore.catalogue import patch_stream
+from replay.patches import tests_of
 
 STATUSES = (
     "received",
@@ -74,9 +75,7 @@ def _detail(app: WebApp, pid: str) -> dict[str, Any]:
         {k: v for k, v in e.as_dict().items() if k in ("position", "type", "recorded_at", "data")}
         for e in store.read_stream(patch_stream(pid))
     ]
-    tests = None
-    if view.tests is not None:
-        tests = {k: v for k, v in view.tests.items() if k != "output_blob"}
+    tests = dict(tests_of(view))
     return {
         **summary(view),
         "files": [dict(f) for f in view.files],
