@@ -108,7 +108,6 @@ def test_a_port_already_taken_at_start_exits_2_with_a_clear_message(tmp_path: Pa
     assert time.monotonic() - started < 15
     assert f"127.0.0.1:{port}" in done.stderr
     assert "another ghost-node" in done.stderr
-    assert not (tmp_path / ".ghost" / "node.json").exists()
-    with SQLiteEventStore(tmp_path / ".ghost" / "events.db", readonly=True) as store:
-        stopped = store.read_all(types=["NodeStopped"])
-    assert stopped[-1].data["exit_code"] == 2
+    # Found before anything is created (issue 20): no state directory, no traceback.
+    assert not (tmp_path / ".ghost").exists()
+    assert "Traceback" not in done.stderr
