@@ -152,6 +152,10 @@
     if (h.uptime_s !== undefined) meta.push(`up ${duration(h.uptime_s)}`);
     if (h.position !== undefined) meta.push(`event #${h.position}`);
     if (h.workspaces) meta.push(`workspaces: ${h.workspaces.join(", ")}`);
+    // What runs after each patch: the configured or detected command, or why none does.
+    for (const [name, t] of Object.entries(h.tests || {})) {
+      meta.push(`tests (${name}): ${t.command ? t.command : `none, ${t.reason}`}`);
+    }
     $("node-meta").textContent = meta.join(" · ");
   }
 

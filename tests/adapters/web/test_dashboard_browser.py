@@ -228,6 +228,10 @@ def test_dashboard_shows_tunnels(node: RunningNode) -> None:
             link = tunnel.locator("a").first
             link.wait_for()
             assert link.inner_text().startswith("http://127.0.0.1:")
+            # The test command (configured, detected or none with its reason), as /health says.
+            page.wait_for_function(
+                "document.getElementById('node-meta').textContent.includes('tests (')"
+            )
         finally:
             browser.close()
 
