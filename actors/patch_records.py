@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from replay.patches import NOT_APPLIED_YET
+
 Status = Literal[
     "applied", "dry_run", "pending_approval", "queued", "rejected", "failed", "rolled_back"
 ]
@@ -76,10 +78,6 @@ class TestsOutcome:
         }
 
 
-# `tests` of an answer given before the patch was applied (queued): never null (SPEC §4).
-NOT_APPLIED_YET = {"status": "skipped", "reason": "not applied yet"}
-
-
 @dataclass(frozen=True, slots=True)
 class PatchError:
     code: ErrorCode
@@ -103,7 +101,8 @@ class PatchOutcome:
             "status": self.status,
             "files": [f.as_json() for f in self.files],
             "diff": self.diff,
-            "tests": NOT_APPLIED_YET if self.tests is None else self.tests.as_json(),
+            # Never null (SPEC §4): an answer before the apply (queued) says why.
+            "tests": dict(NOT_APPLIED_YET) if self.tests is None else self.tests.as_json(),
             "position": self.position,
         }
         if self.error is not None:

@@ -78,13 +78,16 @@ class PatchView(NamedTuple):
         return "failed" if self.status == "failed_tests" else self.status
 
 
+# `tests` of a patch not applied yet (also the answer to a queued patch).
+NOT_APPLIED_YET: Mapping[str, str] = {"status": "skipped", "reason": "not applied yet"}
+
 # Why a patch that records no test run has none, by its status (SPEC §4: `tests` is never
 # null). An applied patch records its own reason (PatchApplied's `tests_skipped`).
 _NOT_RUN = {
-    "received": "not applied yet",
-    "queued": "not applied yet",
-    "approved": "not applied yet",
-    "applying": "not applied yet",
+    "received": NOT_APPLIED_YET["reason"],
+    "queued": NOT_APPLIED_YET["reason"],
+    "approved": NOT_APPLIED_YET["reason"],
+    "applying": NOT_APPLIED_YET["reason"],
     "pending_approval": "waiting for approval",
     "dry_run": "dry run",
     "rejected": "not applied",

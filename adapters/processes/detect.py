@@ -17,7 +17,6 @@ import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,6 @@ from adapters.config import CommandLine, Config, WorkspaceConfig
 # npm init's placeholder script: a test script that only says there is none.
 NPM_PLACEHOLDER = "no test specified"
 PROBE_TIMEOUT_S = 20.0
-# Enough to tell that a tests/ tree holds tests, without walking a huge one.
-MAX_TEST_FILES_LOOKED_AT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +73,15 @@ def _pytest_configured(root: Path) -> str | None:
 
 
 def _test_files(root: Path) -> tuple[str, Path] | None:
-    """(where, the directory unittest should start in) of the first test module seen."""
+    """(where, the directory unittest should start in) of the first test module seen: one
+    is enough, so the walk stops there."""
     for pattern in ("test_*.py", "*_test.py"):
-        for hit in islice(root.glob(pattern), MAX_TEST_FILES_LOOKED_AT):
+        if (hit := next(root.glob(pattern), None)) is not None:
             return hit.name, root
     for folder in ("tests", "test"):
         base = root / folder
-        if base.is_dir():
-            for hit in islice(base.rglob("test*.py"), MAX_TEST_FILES_LOOKED_AT):
-                return str(hit.relative_to(root)), base
+        if base.is_dir() and (hit := next(base.rglob("test*.py"), None)) is not None:
+            return str(hit.relative_to(root)), base
     return None
 
 
