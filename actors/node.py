@@ -40,7 +40,7 @@ from actors.edge import (
 )
 from actors.messages import AddCheck, GaveUp
 from actors.patch_actor import PatchActor, PatchService
-from actors.patch_flow import default_test_runner
+from actors.patches.testing import default_test_runner
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree

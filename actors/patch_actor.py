@@ -21,21 +21,16 @@ from typing import Any
 from actors.base import GhostActor
 from actors.errors import ChildUnavailableError
 from actors.handle import ChildHandle
-from actors.patch_flow import (
-    ExpectWrites,
-    FlowError,
-    PatchFlow,
-    TestRunner,
-    default_test_runner,
-    new_patch_id,
-)
-from actors.patch_records import PatchCommand, PatchOutcome
+from actors.patches.flow import ExpectWrites, PatchFlow, new_patch_id
+from actors.patches.testing import TestRunner, default_test_runner
 from adapters.config import WorkspaceConfig
+from adapters.ledger.projection import PatchView, fold
+from adapters.ledger.records import FlowError, PatchCommand, PatchOutcome
+from adapters.ledger.status import PatchStatus
 from eventstore.catalogue import NODE_STREAM, EventType, patch_stream
 from eventstore.errors import StoreError
 from eventstore.events import NewEvent
 from eventstore.protocol import EventStore
-from replay.patches import PatchView, fold
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +271,7 @@ class PatchService:
             with self._lock:
                 workspace = self._accepted.get(pid)
             if workspace is not None:
-                return PatchView(patch_id=pid, workspace=workspace, status="queued")
+                return PatchView(patch_id=pid, workspace=workspace, status=PatchStatus.QUEUED)
         return view
 
     def _tell(self, workspace: str, message: Any, reply: Future[Any]) -> None:

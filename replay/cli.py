@@ -14,20 +14,38 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from rich.progress import Progress
 
-from adapters.config import CliOverrides, Config, ConfigError, load_config
+from adapters.config import CliOverrides, Config, ConfigError, WorkspaceConfig, load_config
+from adapters.ledger.records import FlowError, PatchOutcome
 from adapters.statedir import StateDir, StateDirError
 from adapters.systemd import ServiceSpec, install_service, launchd_plist, systemd_unit
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
+from eventstore.protocol import EventStore
 from replay import online, reading
 from replay.node_client import NodeClient, NodeError, NodeNotRunning
 from replay.output import print_json, printable, table, to_json
 from replay.snapshots import SnapshotDir
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class OfflineRollback(Protocol):
+    """Roll a patch back while no node runs (the state directory's lock held): the outcome, or
+    FlowError when it cannot be done."""
+
+    def __call__(
+        self,
+        workspace: WorkspaceConfig,
+        store: EventStore,
+        journal_dir: Path,
+        patch_id: str,
+        *,
+        force: bool,
+        dry_run: bool,
+    ) -> PatchOutcome: ...
 
 
 class UsageError(Exception):
@@ -303,8 +321,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     client = NodeClient.find(config.node.state_dir)
     if client is not None:  # a node runs here: it does the rollback, under its own lock
         return online.rollback(args, client)
-    from actors.patch_flow import FlowError, PatchFlow  # the write path only when needed
-
+    rollback: OfflineRollback | None = args.offline_rollback
+    if rollback is None:
+        raise UsageError("no node runs here, and this ghost has no offline write path; start it")
     state = StateDir(config.node.state_dir)
     try:
         state.open()  # the node's lock: refuses while a node (still starting) holds it
@@ -317,11 +336,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 print(f"ghost: no patch {args.patch_id}", file=sys.stderr)
                 return EXIT_PROBLEM
             workspace = config.workspace(view.workspace)
-            flow = PatchFlow(workspace, store, state.path / "journal" / workspace.name)
-            flow.load()
+            journal = state.path / "journal" / workspace.name
             try:
-                outcome = flow.rollback(
-                    args.patch_id, by="ghost-cli", force=args.force, dry_run=args.dry_run
+                outcome = rollback(
+                    workspace,
+                    store,
+                    journal,
+                    args.patch_id,
+                    force=args.force,
+                    dry_run=args.dry_run,
                 )
             except FlowError as exc:
                 if args.json:
@@ -472,8 +495,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, offline_rollback: OfflineRollback | None = None) -> int:
+    """`offline_rollback`: the write path a rollback takes while no node runs, given by the
+    wiring (actors/operator.py); replay itself never changes files."""
     args = build_parser().parse_args(argv)
+    args.offline_rollback = offline_rollback
     try:
         return int(args.run(args))
     except (UsageError, NodeNotRunning) as exc:

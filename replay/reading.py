@@ -11,10 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.ledger.projection import PatchView, fold
 from eventstore import RecordedEvent, SQLiteEventStore
 from eventstore.catalogue import EventType, patch_stream
 from eventstore.rows import RowScan, to_us
-from replay.patches import PatchView, fold
 from replay.snapshots import SnapshotDir
 from replay.state import ACTOR_TYPE_PREFIX, FOLDED_TYPES, NodeProjection
 

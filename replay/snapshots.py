@@ -31,11 +31,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
+from adapters.ledger import projection as patches_module
+from adapters.ledger.projection import PatchView
 from eventstore import codec
 from eventstore.errors import CorruptEventError
-from replay import patches as patches_module
 from replay import state as state_module
-from replay.patches import PatchView
 from replay.state import ActorView, FileState, LinkView, NodeProjection
 
 log = logging.getLogger(__name__)

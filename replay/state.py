@@ -22,9 +22,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
+from adapters.ledger.projection import (
+    PATCH_EVENT_TYPES,
+    Instant,
+    PatchState,
+    PatchView,
+    step,
+    to_datetime,
+)
 from eventstore.catalogue import EventType
 from eventstore.events import RecordedEvent
-from replay.patches import PATCH_EVENT_TYPES, Instant, PatchState, PatchView, step, to_datetime
 
 # What `NodeProjection.apply_rows` folds: position, stream, type, recorded time, data.
 Row = tuple[int, str, str, Instant, Mapping[str, Any]]

@@ -10,14 +10,13 @@ from typing import Any
 
 from actors.errors import ChildUnavailableError
 from actors.messages import GetHealth
-from actors.patch_flow import FlowError
-from actors.patch_records import PatchOutcome
 from actors.tunnel import GetTunnel
+from adapters.ledger.projection import tests_of
+from adapters.ledger.records import FlowError, PatchOutcome
 from adapters.slack.replies import ControlError
 from adapters.web.app import WebServices
 from adapters.web.patch_index import PatchIndex, summary
 from eventstore.catalogue import EventType
-from replay.patches import tests_of
 
 DECISION_TIMEOUT_S = 25.0
 STATUS_TIMEOUT_S = 2.0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actors.patch_records import ErrorCode
+from adapters.ledger.records import ErrorCode
 
 # FlowError / rejected-outcome codes -> HTTP status. `sandbox` is 403: the path is forbidden
 # (outside, excluded, symlinked away), which no rewording of the patch can fix.

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
+from adapters.ledger.projection import PATCH_EVENT_TYPES, PatchView, fold
+from adapters.ledger.status import PatchStatus
 from eventstore.catalogue import patch_stream
 from eventstore.events import RecordedEvent
 from eventstore.protocol import EventStore
-from replay.patches import PATCH_EVENT_TYPES, PatchView, fold
 
 PATCH_TYPES = sorted(PATCH_EVENT_TYPES)
 _PAGE = 5000
@@ -73,7 +74,8 @@ class PatchIndex:
         before = None
         if known is not None:
             status, ws, first = known
-            before = PatchView(patch_id=pid, workspace=ws, status=status, first_position=first)
+            # a PatchStatus value kept as its interned str (no enum lookup per event)
+            before = PatchView(pid, ws, cast(PatchStatus, status), first_position=first)
         after = fold(before, event)
         # Interned: thousands of patches share a handful of status and workspace strings.
         self._briefs[pid] = (

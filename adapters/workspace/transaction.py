@@ -6,7 +6,7 @@ The order of one transaction, and why:
 2. a journal naming the transaction and each file's before/after sha256 is written and fsynced:
    from here on a crash is resolved by `recover()`. A caller whose own durable event already
    names all of that (PatchFlow's PatchApplying, committed with the blobs in one fsync) passes
-   `journal=False`, and resolves a crashed transaction with `resolve()` from that event;
+   a `CallerJournal`, and resolves a crashed transaction with `resolve()` from that event;
 3. new contents are written to temp files beside their targets and fsynced, and every target is
    checked to still hold exactly its before content (a file changed on disk since the patch
    was checked aborts the whole transaction, nothing written);
@@ -14,7 +14,7 @@ The order of one transaction, and why:
 5. `commit()` runs: the caller appends its "applied" event there. With a journal file that
    event is the commit point: recovery rolls the transaction forward only if it was
    committed, and back to every before content otherwise. A caller journaling in its own
-   events (`journal=False`) may instead take the renames as the commit point (PatchFlow
+   events (`CallerJournal`) may instead take the renames as the commit point (PatchFlow
    does: all files at their after side roll forward, see its `_recover_apply`);
 6. the journal is removed;
 7. the replaced and deleted files' old inodes are unlinked (see "Leftovers").
@@ -77,6 +77,18 @@ class Recovery:
     kept: tuple[str, ...] = ()  # edited by someone while the node was down: not overwritten
 
 
+@dataclass(frozen=True, slots=True)
+class CallerJournal:
+    """A transaction journaled by its caller: steps 1 and 2 are already durable in the
+    caller's own record (every content as a blob, and the transaction's changes, which it
+    hands to `resolve()` after a crash). `record`, when given, makes that record durable: it
+    is called before anything is renamed, while the new contents are written and fsynced in
+    another thread where that leaves nothing behind on a crash (`_stage_alongside`); if it
+    raises, nothing is changed."""
+
+    record: Callable[[], object] | None = None
+
+
 class FileChangedError(Exception):
     """A file no longer holds the content the transaction was planned against."""
 
@@ -114,8 +126,13 @@ _NO_UNNAMED = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENO
 class FileTransactions:
     """Runs transactions on one workspace; the journal lives in the node's state directory."""
 
-    def __init__(self, root: Path, journal_dir: Path, blobs: BlobStore) -> None:
+    def __init__(
+        self, root: Path, journal_dir: Path, blobs: BlobStore, reap_later: bool = False
+    ) -> None:
+        """`reap_later`: the old files a transaction replaced are unlinked by `reap()`, which
+        the owner calls once it has answered, not before `apply()` returns (see Leftovers)."""
         self.root = root
+        self.reap_later = reap_later
         self.journal_dir = journal_dir
         self.blobs = blobs
         journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -131,7 +148,7 @@ class FileTransactions:
             self._syncer = None
 
     def reap(self) -> None:
-        """Unlink the old files of the transactions applied with `reap_later`."""
+        """Unlink the old files of the transactions applied since (with `reap_later`)."""
         leftovers, self._leftovers = self._leftovers, []
         for path in leftovers:
             try:
@@ -162,25 +179,19 @@ class FileTransactions:
         txn_id: str,
         changes: Sequence[FileChange],
         commit: Callable[[], object],
-        journal: bool = True,
-        reap_later: bool = False,
-        record: Callable[[], object] | None = None,
+        journal: CallerJournal | None = None,
     ) -> None:
         """Apply every change or none. Raises FileChangedError (nothing written),
         dirfd.UnsafePathError or OSError (nothing left changed), or whatever `commit` raises
-        (the files are restored to before first). `journal=False`: the caller has already
-        made steps 1 and 2 durable itself (every content as a blob, and a record of the
-        transaction's changes that it will hand to `resolve()` after a crash). `reap_later`:
-        the old files are unlinked by the caller's `reap()`, not before returning. `record`
-        (with journal=False): the caller's durable record of the transaction, called before
-        anything is renamed -- while the new contents are written and fsynced in another
-        thread where that leaves nothing behind on a crash (see `_stage_alongside`); if it
-        raises, nothing is changed."""
+        (the files are restored to before first). `journal`: who makes steps 1 and 2
+        durable: this class, in a journal file (None, the default), or the caller
+        (`CallerJournal`, see there). The old files are unlinked before returning, or by the
+        caller's `reap()` when the transactions were made with `reap_later`."""
         _check_txn_id(txn_id)
-        if record is not None and journal:
-            raise ValueError("record is the journal of a transaction applied with journal=False")
+        own_journal = journal is None
+        record = None if journal is None else journal.record
         self.reap()  # old names share a prefix per patch: none may be left from its last one
-        if journal:
+        if own_journal:
             for change in changes:
                 for content in (change.before, change.after):
                     if content is not None:
@@ -203,7 +214,7 @@ class FileTransactions:
                 for slot in slots:
                     if slot.temp is not None and slot.named:
                         dirfd.unlink_quietly(slot.dir_fd, slot.temp)
-                if journal:
+                if own_journal:
                     self._clear_journal(txn_id)
                 raise
             _close_temps(slots)
@@ -229,7 +240,7 @@ class FileTransactions:
             except BaseException:
                 log.warning("transaction %s failed after writing; restoring", txn_id)
                 self._restore(txn_id, changes, to_after=False)
-                if journal:
+                if own_journal:
                     self._clear_journal(txn_id)
                 raise
         self._leftovers = [
@@ -237,9 +248,9 @@ class FileTransactions:
             for s in slots
             if s.old is not None
         ]
-        if not reap_later:
+        if not self.reap_later:
             self.reap()  # before the journal goes: a crash until then is recovered, old names too
-        if journal:
+        if own_journal:
             self._clear_journal(txn_id)
 
     # --- staging: the new contents, fsynced, before any rename -------------------------------

@@ -15,10 +15,10 @@ import pykka
 import pytest
 
 from actors.patch_actor import PatchActor, PatchService
-from actors.patch_flow import FlowError, command_from_body
 from actors.spec import ChildSpec
 from actors.supervisor import Supervisor
 from adapters.config import CommandLine, WorkspaceConfig
+from adapters.ledger.records import FlowError, command_from_body
 from adapters.processes import TestRun
 from eventstore import SQLiteEventStore
 from tests.actors.support import FAST, NO_PING

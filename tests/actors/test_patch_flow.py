@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from actors import patch_flow
-from actors.patch_flow import FlowError, PatchFlow, command_from_body
+from actors.patches import ledger as patch_ledger
+from actors.patches.flow import PatchFlow
 from adapters.config import CommandLine, WorkspaceConfig
+from adapters.ledger.records import FlowError, command_from_body
 from eventstore import NewEvent, SQLiteEventStore
 
 PASS = CommandLine((sys.executable, "-c", "import sys; sys.exit(0)"))
@@ -309,7 +310,8 @@ def test_a_patch_interrupted_outside_any_transaction_is_failed_on_load(
 _DIE_DURING_APPLY = """
 import os, sys
 from pathlib import Path
-from actors.patch_flow import PatchFlow, command_from_body
+from actors.patches.flow import PatchFlow
+from adapters.ledger.records import command_from_body
 from adapters.config import WorkspaceConfig
 from eventstore import SQLiteEventStore
 from eventstore.catalogue import EventType
@@ -451,7 +453,7 @@ def test_views_are_a_bounded_cache_and_evicted_patches_still_answer(
 ) -> None:
     """O3: the flow keeps a few views, not one per patch for ever; a patch it no longer
     holds is folded again from its stream: an idempotent retry, a rollback long after."""
-    monkeypatch.setattr(patch_flow, "VIEW_CACHE_SIZE", 3)
+    monkeypatch.setattr(patch_ledger, "VIEW_CACHE_SIZE", 3)
     flow = make_flow(replace(ws, test_command=None), store, tmp_path)
     first = flow.submit(
         command_from_body(

@@ -9,8 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from actors.patch_flow import PatchFlow, command_from_body
+from actors.patches.flow import PatchFlow
 from adapters.config import WorkspaceConfig
+from adapters.ledger.records import command_from_body
 from eventstore import SQLiteEventStore
 
 names = st.sampled_from(["a.py", "b.txt", "pkg/c.py", "pkg/deep/d.md", "e.json"])

@@ -40,9 +40,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import actors.patch_flow as patch_flow_module
-from actors.patch_flow import PatchFlow, command_from_body
+import actors.patches.flow as patch_flow_module
+from actors.patches.flow import PatchFlow
 from adapters.config import WorkspaceConfig
+from adapters.ledger.records import command_from_body
 from adapters.workspace import dirfd
 from eventstore import SQLiteEventStore
 
@@ -308,7 +309,7 @@ def instrument(clock: PhaseClock, ours: Ours) -> None:
     clock.wrap(patch_flow_module, "parse_body", "parse_body")
     clock.wrap(patch_flow_module, "plan", "plan (sandbox, read, match, splice)")
     clock.wrap(patch_flow_module, "diff_file", "diff_file (the answer's diff + line counts)")
-    clock.wrap(patch_flow_module, "_files_json", "_files_json (sha256 per file)")
+    clock.wrap(patch_flow_module, "files_json", "files_json (sha256 per file)")
     clock.wrap(store, "append", event_label)
     clock.wrap(store, "put_blob", blob_label)
     if hasattr(store, "put_blobs"):  # a batched variant, if the store grows one

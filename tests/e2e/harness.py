@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.ledger.projection import fold_all
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError
-from replay.patches import fold_all
 from tests.adapters.web.support import Client, Reply
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1138,8 +1138,9 @@ def _die_in_the_flow_at(step: str, config: Path, state: Path, body: dict[str, An
     """Run the node's own PatchFlow on the state dir and die (as SIGKILL would, no cleanup of
     the flow's) when it reaches `step`, one of its methods: what a node killed at that instant
     leaves on disk and in the store."""
-    from actors.patch_flow import PatchFlow, command_from_body
+    from actors.patches.flow import PatchFlow
     from adapters.config import CliOverrides, load_config
+    from adapters.ledger.records import command_from_body
 
     workspace = load_config(config, CliOverrides(state_dir=state)).workspaces[0]
     with SQLiteEventStore(state / "events.db") as store:

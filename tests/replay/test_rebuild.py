@@ -1,8 +1,8 @@
 """The bulk rebuild (`replay.reading.replay`: raw rows, types filtered in SQL, mutable patch
 states, gc off) against the event-by-event fold the node runs live (`NodeProjection.apply`
-per RecordedEvent, `replay.patches.fold` per patch), on a generated store that uses every
-event type the projections know, events they do not, odd streams, old schemas (upcast), and
-several runs of the node.
+per RecordedEvent, `adapters.ledger.projection.fold` per patch), on a generated store that
+uses every event type the projections know, events they do not, odd streams, old schemas
+(upcast), and several runs of the node.
 
 Both must agree on everything: every patch view, every file, actor, tunnel, service, the
 notifications, the runs, paused, and the position, for the whole store and for any `--until`
@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.ledger.projection import PATCH_EVENT_TYPES, PatchView, fold, fold_all
 from eventstore import CorruptEventError, NewEvent, RecordedEvent, SQLiteEventStore
 from eventstore.rows import RowScan
-from replay.patches import PATCH_EVENT_TYPES, PatchView, fold, fold_all
 from replay.reading import replay
 from replay.state import FOLDED_TYPES
 from tests.replay.generated import assert_same, build_store, lifting_upcasters, one_by_one
@@ -53,7 +53,8 @@ def test_rebuild_equals_the_event_by_event_fold(db: Path, events: list[RecordedE
         fast = replay(store)
     slow = one_by_one(events)
     assert_same(fast, slow)
-    # ...and each patch is what the node's own fold (replay.patches.fold) makes of its stream
+    # ...and each patch is what the node's own fold (adapters.ledger.projection.fold) makes of
+    # its stream
     for pid, view in fast.patches.items():
         folded: PatchView | None = None
         for event in events:

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.patch_flow import PatchFlow, command_from_body
+from actors.patches.flow import PatchFlow
 from adapters.config import WorkspaceConfig
+from adapters.ledger.records import command_from_body
 from adapters.statedir import StateDir
 from eventstore import NewEvent, SQLiteEventStore
 from replay.reading import replay

@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from actors.patch_records import PatchOutcome
+from adapters.ledger.records import PatchOutcome
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import invalid
 from adapters.web.http import ApiRequest, ApiResponse

@@ -5,8 +5,7 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any
 
-from actors.patch_flow import FlowError
-from actors.patch_records import PatchOutcome
+from adapters.ledger.records import FlowError, PatchOutcome
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import FLOW_STATUS, ApiError, flow_error
 from adapters.web.http import ApiResponse

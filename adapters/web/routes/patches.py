@@ -6,13 +6,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from adapters.ledger.projection import tests_of
 from adapters.web.app import WebApp
 from adapters.web.errors import ApiError, invalid
 from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.patch_index import summary
 from adapters.web.routes.outcomes import settle
 from eventstore.catalogue import patch_stream
-from replay.patches import tests_of
 
 STATUSES = (
     "received",

@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from actors.patch_flow import FlowError, command_from_body
+from adapters.ledger.records import FlowError, command_from_body
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import flow_error, invalid
 from adapters.web.http import ApiRequest, ApiResponse

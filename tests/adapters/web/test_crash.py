@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from adapters.ledger.projection import fold_all
 from eventstore import SQLiteEventStore
-from replay.patches import fold_all
 from tests.adapters.web.support import GHOST, Client, Node, write_workspace
 
 FILES = [f"pkg/f{i}.py" for i in range(5)]

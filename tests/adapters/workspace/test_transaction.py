@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from adapters.workspace import dirfd
-from adapters.workspace.transaction import FileChange, FileChangedError, FileTransactions
+from adapters.workspace.transaction import (
+    CallerJournal,
+    FileChange,
+    FileChangedError,
+    FileTransactions,
+)
 from eventstore import SQLiteEventStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,8 +41,8 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-def txns(ws: Path, store: SQLiteEventStore) -> FileTransactions:
-    return FileTransactions(ws, ws.parent / "state" / "journal", store)
+def txns(ws: Path, store: SQLiteEventStore, reap_later: bool = False) -> FileTransactions:
+    return FileTransactions(ws, ws.parent / "state" / "journal", store, reap_later=reap_later)
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -66,12 +71,12 @@ def test_applies_every_change_and_keeps_modes(ws: Path, store: SQLiteEventStore)
 def test_reap_later_keeps_old_files_under_a_second_name_until_reaped(
     ws: Path, store: SQLiteEventStore
 ) -> None:
-    t = txns(ws, store)
+    t = txns(ws, store, reap_later=True)
     changes = [
         FileChange("a.py", b"a = 1\n", b"a = 10\n"),
         FileChange("pkg/b.py", b"b = 2\r\n", None),
     ]
-    t.apply("p1", changes, lambda: None, reap_later=True)
+    t.apply("p1", changes, lambda: None)
     assert snapshot(ws) == {
         "a.py": b"a = 10\n",
         ".a.py.ghost-p1.old.tmp": b"a = 1\n",  # the replaced inode, not yet freed
@@ -80,8 +85,10 @@ def test_reap_later_keeps_old_files_under_a_second_name_until_reaped(
     t.reap()
     assert snapshot(ws) == {"a.py": b"a = 10\n"}
     # The next transaction reaps whatever its caller did not.
-    t.apply("p2", [FileChange("a.py", b"a = 10\n", b"a = 2\n")], lambda: None, reap_later=True)
+    t.apply("p2", [FileChange("a.py", b"a = 10\n", b"a = 2\n")], lambda: None)
     t.apply("p3", [FileChange("a.py", b"a = 2\n", b"a = 3\n")], lambda: None)
+    assert snapshot(ws) == {"a.py": b"a = 3\n", ".a.py.ghost-p3.old.tmp": b"a = 2\n"}
+    t.reap()
     assert snapshot(ws) == {"a.py": b"a = 3\n"}
 
 
@@ -92,7 +99,7 @@ def test_discard_leftovers_removes_what_a_dead_process_left(
         FileChange("a.py", b"a = 1\n", b"a = 10\n"),
         FileChange("pkg/b.py", b"b = 2\r\n", None),
     ]
-    txns(ws, store).apply("p1", changes, lambda: None, reap_later=True)  # never reaped
+    txns(ws, store, reap_later=True).apply("p1", changes, lambda: None)  # never reaped
     later = txns(ws, store)  # the next process
     later.discard_leftovers("p1", ["a.py", "pkg/b.py", "gone/c.py"])
     later.discard_leftovers("p1", ["a.py"])  # idempotent
@@ -105,8 +112,8 @@ def apply_recorded(
     record: Callable[[], object] | None,
     txn_id: str = "p1",
 ) -> None:
-    """An apply journaled by the caller (`journal=False`), with its `record` if any."""
-    t.apply(txn_id, changes, lambda: None, journal=False, record=record)
+    """An apply journaled by the caller (`CallerJournal`), with its `record` if any."""
+    t.apply(txn_id, changes, lambda: None, CallerJournal(record))
 
 
 def test_record_runs_before_any_rename_while_the_contents_are_staged(
@@ -193,15 +200,14 @@ def test_a_full_disk_leaves_no_temp(
 _DIE_IN_RECORD = """
 import os, sys, time
 from pathlib import Path
-from adapters.workspace.transaction import FileChange, FileTransactions
+from adapters.workspace.transaction import CallerJournal, FileChange, FileTransactions
 from eventstore import SQLiteEventStore
 root, state = Path(sys.argv[1]), Path(sys.argv[2])
 t = FileTransactions(root, state / "journal", SQLiteEventStore(state / "events.db"))
 def die():
     time.sleep(0.3)  # the staging thread has written and fsynced its temps by now
     os._exit(9)
-t.apply("p1", [FileChange("a.py", b"a = 1\\n", b"a = 10\\n")], lambda: None, journal=False,
-        record=die)
+t.apply("p1", [FileChange("a.py", b"a = 1\\n", b"a = 10\\n")], lambda: None, CallerJournal(die))
 """
 
 

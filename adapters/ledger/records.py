@@ -9,11 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from replay.patches import NOT_APPLIED_YET
+from adapters.ledger.projection import NOT_APPLIED_YET
+from adapters.ledger.status import PatchStatus
 
-Status = Literal[
-    "applied", "dry_run", "pending_approval", "queued", "rejected", "failed", "rolled_back"
-]
 # How an outcome maps to HTTP (SPEC §4): a rejected patch is 422, a base conflict 409...
 ErrorCode = Literal["invalid", "does_not_apply", "conflict", "sandbox", "not_found", "busy"]
 
@@ -37,6 +35,21 @@ class PatchCommand:
     def body_sha256(self) -> str:
         canonical = json.dumps(self.raw, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def command_from_body(raw: Mapping[str, Any], workspace: str) -> PatchCommand:
+    """A PatchCommand from a JSON body whose types the front door already checked."""
+    return PatchCommand(
+        raw=raw,
+        workspace=workspace,
+        format=raw.get("format"),
+        client_id=raw.get("id"),
+        dry_run=bool(raw.get("dry_run", False)),
+        run_tests=bool(raw.get("run_tests", True)),
+        rollback_on_failure=raw.get("rollback_on_failure"),
+        description=str(raw.get("description", "")),
+        author=str(raw.get("author", "")),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +101,7 @@ class PatchError:
 @dataclass(frozen=True, slots=True)
 class PatchOutcome:
     patch_id: str
-    status: Status
+    status: PatchStatus  # one of status.OUTCOME_STATUSES
     files: tuple[FileOutcome, ...] = ()
     diff: str = ""
     tests: TestsOutcome | None = None
@@ -112,3 +125,11 @@ class PatchOutcome:
                 "details": dict(self.error.details),
             }
         return out
+
+
+class FlowError(Exception):
+    """A decision that cannot be taken (unknown patch, wrong state, files changed since)."""
+
+    def __init__(self, code: ErrorCode, message: str, details: Mapping[str, Any] | None = None):
+        self.error = PatchError(code, message, details or {})
+        super().__init__(message)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
+from adapters.ledger.status import PatchStatus
 from eventstore.catalogue import EventType
 from eventstore.events import RecordedEvent
 from eventstore.rows import recorded_at
@@ -42,9 +43,6 @@ PATCH_EVENT_TYPES = frozenset(
     }
 )
 
-# Statuses in which the patch's changes are on disk (so it can be rolled back).
-ON_DISK = frozenset({"applied", "failed_tests"})
-
 
 class PatchView(NamedTuple):
     """One patch as its events tell it. A NamedTuple: immutable like a frozen dataclass, and
@@ -52,7 +50,7 @@ class PatchView(NamedTuple):
 
     patch_id: str
     workspace: str = ""
-    status: str = "received"
+    status: PatchStatus = PatchStatus.RECEIVED
     client_id: str | None = None
     body_sha256: str = ""
     body_blob: str | None = None
@@ -73,9 +71,9 @@ class PatchView(NamedTuple):
     events: tuple[int, ...] = ()
 
     @property
-    def public_status(self) -> str:
+    def public_status(self) -> PatchStatus:
         """The SPEC §4 status word."""
-        return "failed" if self.status == "failed_tests" else self.status
+        return PatchStatus(self.status).public
 
 
 # `tests` of a patch not applied yet (also the answer to a queued patch).
@@ -83,15 +81,15 @@ NOT_APPLIED_YET: Mapping[str, str] = {"status": "skipped", "reason": "not applie
 
 # Why a patch that records no test run has none, by its status (SPEC §4: `tests` is never
 # null). An applied patch records its own reason (PatchApplied's `tests_skipped`).
-_NOT_RUN = {
-    "received": NOT_APPLIED_YET["reason"],
-    "queued": NOT_APPLIED_YET["reason"],
-    "approved": NOT_APPLIED_YET["reason"],
-    "applying": NOT_APPLIED_YET["reason"],
-    "pending_approval": "waiting for approval",
-    "dry_run": "dry run",
-    "rejected": "not applied",
-    "failed": "not applied",
+_NOT_RUN: Mapping[str, str] = {
+    PatchStatus.RECEIVED: NOT_APPLIED_YET["reason"],
+    PatchStatus.QUEUED: NOT_APPLIED_YET["reason"],
+    PatchStatus.APPROVED: NOT_APPLIED_YET["reason"],
+    PatchStatus.APPLYING: NOT_APPLIED_YET["reason"],
+    PatchStatus.PENDING_APPROVAL: "waiting for approval",
+    PatchStatus.DRY_RUN: "dry run",
+    PatchStatus.REJECTED: "not applied",
+    PatchStatus.FAILED: "not applied",
 }
 
 
@@ -124,7 +122,7 @@ class PatchState:
     def __init__(self, view: PatchView) -> None:
         self.patch_id: str = view.patch_id
         self.workspace: str = view.workspace
-        self.status: str = view.status
+        self.status: str = view.status  # a PatchStatus (a plain str once read from a snapshot)
         self.client_id: str | None = view.client_id
         self.body_sha256: str = view.body_sha256
         self.body_blob: str | None = view.body_blob
@@ -222,40 +220,40 @@ def _received(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
 
 
 def _queued(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "queued"
+    s.status = PatchStatus.QUEUED
 
 
 def _rejected(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "rejected"
+    s.status = PatchStatus.REJECTED
     s.error = {"code": d.get("code"), "message": d.get("message"), "details": d.get("details")}
     if d.get("by"):
         s.decisions = (*s.decisions, {"decision": "rejected", "by": d["by"], "at": to_datetime(at)})
 
 
 def _dry_run(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "dry_run"
+    s.status = PatchStatus.DRY_RUN
     s.files = tuple(d.get("files", ()))
     s.diff_blob = d.get("diff_blob")
 
 
 def _pending_approval(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "pending_approval"
+    s.status = PatchStatus.PENDING_APPROVAL
     s.files = tuple(d.get("files", ()))
     s.diff_blob = d.get("diff_blob")
 
 
 def _approved(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "approved"
+    s.status = PatchStatus.APPROVED
     s.decisions = (*s.decisions, {"decision": "approved", "by": d.get("by"), "at": to_datetime(at)})
 
 
 def _applying(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "applying"
+    s.status = PatchStatus.APPLYING
     s.files = tuple(d.get("files", s.files))
 
 
 def _applied(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
-    s.status = "applied"
+    s.status = PatchStatus.APPLIED
     s.files = tuple(d.get("files", s.files))
     s.changes = tuple(d.get("changes", ()))
     s.diff_blob = d.get("diff_blob", s.diff_blob)
@@ -276,8 +274,8 @@ def _tests_finished(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
         "output_tail": d.get("output_tail"),
         "output_blob": d.get("output_blob"),
     }
-    if status != "passed" and s.status == "applied":
-        s.status = "failed_tests"
+    if status != "passed" and s.status == PatchStatus.APPLIED:
+        s.status = PatchStatus.FAILED_TESTS
 
 
 def _rolled_back(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
@@ -288,7 +286,7 @@ def _rolled_back(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
         "forced": bool(d.get("forced", False)),
         "at": to_datetime(at),
     }
-    s.status = "rolled_back"
+    s.status = PatchStatus.ROLLED_BACK
     s.rolled_back = True
     s.decisions = (*s.decisions, decision)
 
@@ -297,14 +295,14 @@ def _recovered(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
     completed = d.get("outcome") == "applied"
     if d.get("kind") == "rollback":
         if completed:
-            s.status = "rolled_back"
+            s.status = PatchStatus.ROLLED_BACK
             s.rolled_back = True
     elif completed:
-        s.status = "applied"
+        s.status = PatchStatus.APPLIED
         s.changes = tuple(d.get("changes", s.changes))
         s.diff_blob = d.get("diff_blob", s.diff_blob)  # an apply completed from its journal
     else:
-        s.status = "failed"
+        s.status = PatchStatus.FAILED
         s.error = {"code": "interrupted", "message": d.get("message", "interrupted"), "details": {}}
 
 
