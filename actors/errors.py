@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from adapters.operations.ports import Unavailable
 
-class ChildUnavailableError(RuntimeError):
+
+class ChildUnavailableError(Unavailable):
     """The child is not serving right now (starting, in backoff, stopped or given up).
 
     Raised at once by ChildHandle instead of letting an ask wait for an actor that is not there.

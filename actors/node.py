@@ -41,10 +41,13 @@ from actors.edge import (
 from actors.messages import AddCheck, GaveUp
 from actors.patch_actor import PatchActor, PatchService
 from actors.patches.testing import default_test_runner
+from actors.ports import ActorProbe, HealthProbe
 from actors.recorder import StoreRecorder
+from actors.service import GetService
 from actors.spec import ChildSpec
 from actors.tree import TreeSpec, build_tree
-from actors.watcher import expect_writes
+from actors.tunnel import GetTunnel
+from actors.watcher import GetWatchInfo, expect_writes
 from actors.webhook import Binding, WebhookActor, web_config
 from adapters import systemd
 from adapters.config import CliOverrides, Config, ConfigError, EnvSecrets, load_config
@@ -272,9 +275,17 @@ class Node:
             version=version(),
             hmac_secret=self.secrets.hmac_secret,
             slack_signing_secret=self.secrets.slack_signing_secret,
-            watchers={name: spec.handle for name, spec in watchers.items()},
-            tunnels={spec.name.removeprefix("tunnel."): spec.handle for spec in tunnels},
-            services={spec.name.removeprefix("service."): spec.handle for spec in services},
+            watchers={
+                name: ActorProbe(spec.handle, GetWatchInfo()) for name, spec in watchers.items()
+            },
+            tunnels={
+                spec.name.removeprefix("tunnel."): ActorProbe(spec.handle, GetTunnel())
+                for spec in tunnels
+            },
+            services={
+                spec.name.removeprefix("service."): ActorProbe(spec.handle, GetService())
+                for spec in services
+            },
             signatures_path=self.state.signatures_path,
             sessions_path=self.state.sessions_path,
         )
@@ -310,8 +321,8 @@ class Node:
         )
         for check in edge_checks(tunnels, services):
             tree.health.tell(AddCheck(check))
-        web_services.health = tree.health
-        web_services.actors = {leaf.name: leaf.handle for leaf in tree.leaves}
+        web_services.health = HealthProbe(tree.health)
+        web_services.actors = {leaf.name: ActorProbe(leaf.handle) for leaf in tree.leaves}
         # WebhookActor.setup() binds on the reactor thread, so it completes once reactor.run()
         # starts below; it then calls _serving (node.json, banner, READY=1).
         root: ActorRef[Any] = tree.root.launch()

@@ -25,7 +25,7 @@ from actors.patches.flow import ExpectWrites, PatchFlow, new_patch_id
 from actors.patches.testing import TestRunner, default_test_runner
 from adapters.config import WorkspaceConfig
 from adapters.ledger.projection import PatchView, fold
-from adapters.ledger.records import FlowError, PatchCommand, PatchOutcome
+from adapters.ledger.records import Decision, FlowError, PatchCommand, PatchOutcome
 from adapters.ledger.status import PatchStatus
 from eventstore.catalogue import NODE_STREAM, EventType, patch_stream
 from eventstore.errors import StoreError
@@ -45,10 +45,10 @@ class SubmitPatch:
 
 
 @dataclass(frozen=True, slots=True)
-class Decide:
-    """approve | reject | rollback of a patch of this workspace."""
+class DecidePatch:
+    """An owner's decision about a patch of this workspace."""
 
-    action: str
+    decision: Decision
     patch_id: str
     by: str
     reply: Future[PatchOutcome] = field(compare=False)
@@ -109,12 +109,12 @@ class PatchActor(GhostActor):
             self.flow.close()
 
     def receive(self, message: Any) -> Any:
-        if isinstance(message, SubmitPatch | Decide | SetPaused | RunTests):
+        if isinstance(message, SubmitPatch | DecidePatch | SetPaused | RunTests):
             self._answer(message)
             return None
         return super().receive(message)
 
-    def _answer(self, message: SubmitPatch | Decide | SetPaused | RunTests) -> None:
+    def _answer(self, message: SubmitPatch | DecidePatch | SetPaused | RunTests) -> None:
         flow = self.flow
         assert flow is not None
         try:
@@ -123,7 +123,7 @@ class PatchActor(GhostActor):
             flow.tidy()  # after the answer: see PatchFlow.tidy
 
     def _decide(
-        self, flow: PatchFlow, message: SubmitPatch | Decide | SetPaused | RunTests
+        self, flow: PatchFlow, message: SubmitPatch | DecidePatch | SetPaused | RunTests
     ) -> None:
         try:
             result: Any
@@ -135,9 +135,9 @@ class PatchActor(GhostActor):
                 result = [] if message.paused else flow.resume()
                 if message.paused:
                     flow.pause()
-            elif message.action == "approve":
+            elif message.decision is Decision.APPROVE:
                 result = flow.approve(message.patch_id, message.by)
-            elif message.action == "reject":
+            elif message.decision is Decision.REJECT:
                 result = flow.reject(message.patch_id, message.by, message.reason)
             else:
                 result = flow.rollback(message.patch_id, message.by, message.force, message.dry_run)
@@ -210,7 +210,7 @@ class PatchService:
 
     def decide(
         self,
-        action: str,
+        decision: Decision,
         pid: str,
         by: str,
         *,
@@ -223,7 +223,7 @@ class PatchService:
         if view is None:
             reply.set_exception(FlowError("not_found", f"no patch {pid}"))
             return reply
-        message = Decide(action, pid, by, reply, reason, force, dry_run)
+        message = DecidePatch(Decision(decision), pid, by, reply, reason, force, dry_run)
         self._tell(view.workspace, message, reply)
         return reply
 

@@ -40,6 +40,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class BridgeReactor(Protocol):
@@ -134,8 +135,14 @@ def reply_deferred(reactor: BridgeReactor, timeout: float | None = None) -> Repl
     return ReplySlot(reactor, d)
 
 
+class Waitable(Protocol[T_co]):
+    """What can be waited for with a timeout: a pykka Future (an actor's answer)."""
+
+    def get(self, *, timeout: float | None = None) -> T_co: ...
+
+
 def deferred_from_future(
-    future: pykka.Future[T], timeout: float, reactor: BridgeReactor
+    future: Waitable[T], timeout: float, reactor: BridgeReactor
 ) -> defer.Deferred[T]:
     """A Deferred for a pykka Future, waiting for it in the reactor's thread pool."""
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 from adapters.ledger.projection import NOT_APPLIED_YET
@@ -14,6 +15,14 @@ from adapters.ledger.status import PatchStatus
 
 # How an outcome maps to HTTP (SPEC §4): a rejected patch is 422, a base conflict 409...
 ErrorCode = Literal["invalid", "does_not_apply", "conflict", "sandbox", "not_found", "busy"]
+
+
+class Decision(StrEnum):
+    """What an owner (or the API) decides about a patch of a workspace."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    ROLLBACK = "rollback"
 
 
 @dataclass(frozen=True, slots=True)

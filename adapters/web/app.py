@@ -1,9 +1,9 @@
 """Everything the routes need, built once by the node and handed to the WebhookActor.
 
-`WebConfig` holds the knobs (limits, timeouts), `WebServices` the node's parts (store, patch
-service, health actor, actor handles); `WebApp` adds what lives as long as the listening site:
-the authenticator, metrics, rate limiter, SSE hub, and the helpers that move blocking work off
-the reactor thread."""
+`WebConfig` holds the knobs (limits, timeouts), `WebServices` the node's parts (the store,
+and the actors behind the interfaces of adapters/operations/ports.py); `WebApp` adds what
+lives as long as the listening site: the authenticator, metrics, rate limiter, SSE hub, and
+the helpers that move blocking work off the reactor thread."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from typing import Any, TypeVar
 from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
-from actors.handle import ChildHandle
-from actors.patch_actor import PatchService
 from adapters.config import WorkspaceConfig
+from adapters.operations.ports import ActorPort, HealthPort, PatchPort
 from adapters.web.auth import WINDOW_S, Authenticator, SignatureMemory
 from adapters.web.guard import (
     DEFAULT_HEADER_TIMEOUT_S,
@@ -76,16 +75,16 @@ class WebConfig:
 @dataclass(slots=True)
 class WebServices:
     store: EventStore
-    patches: PatchService
+    patches: PatchPort
     token: str
     version: str
     hmac_secret: str | None = None
-    health: ChildHandle | None = None
-    actors: Mapping[str, ChildHandle] = field(default_factory=dict)  # for `/ghost restart`
+    health: HealthPort | None = None
+    actors: Mapping[str, ActorPort] = field(default_factory=dict)  # for `/ghost restart`
     # By workspace / tunnel / service name: asked for GET /watch, /health and `/ghost tunnel`.
-    watchers: Mapping[str, ChildHandle] = field(default_factory=dict)
-    tunnels: Mapping[str, ChildHandle] = field(default_factory=dict)
-    services: Mapping[str, ChildHandle] = field(default_factory=dict)
+    watchers: Mapping[str, ActorPort] = field(default_factory=dict)
+    tunnels: Mapping[str, ActorPort] = field(default_factory=dict)
+    services: Mapping[str, ActorPort] = field(default_factory=dict)
     slack_signing_secret: str | None = None
     started_at: float = field(default_factory=time.monotonic)
     # Wall clock of the start, and the HMAC signatures accepted: both live as long as the

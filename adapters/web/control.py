@@ -8,11 +8,9 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from actors.errors import ChildUnavailableError
-from actors.messages import GetHealth
-from actors.tunnel import GetTunnel
 from adapters.ledger.projection import tests_of
-from adapters.ledger.records import FlowError, PatchOutcome
+from adapters.ledger.records import Decision, FlowError, PatchOutcome
+from adapters.operations.ports import Unavailable
 from adapters.slack.replies import ControlError
 from adapters.web.app import WebServices
 from adapters.web.patch_index import PatchIndex, summary
@@ -32,9 +30,9 @@ class ServiceControl:
         status = "degraded"
         if self._services.health is not None:
             try:
-                snap = self._services.health.ask(GetHealth(), timeout=2.0)
-                status, actors = str(snap.status), dict(snap.actors)
-            except (ChildUnavailableError, Exception):  # noqa: BLE001 - any: report degraded
+                snap = self._services.health.snapshot().get(timeout=STATUS_TIMEOUT_S)
+                status, actors = str(snap["status"]), dict(snap["actors"])
+            except (Unavailable, Exception):  # noqa: BLE001 - any: report degraded
                 pass
         store = self._services.store
         paused = store.read_all(types=[EventType.NODE_PAUSED, EventType.NODE_RESUMED])
@@ -65,8 +63,8 @@ class ServiceControl:
             "tests": dict(tests_of(view)),
         }
 
-    def _decide(self, action: str, patch_id: str, by: str) -> Mapping[str, Any]:
-        future = self._services.patches.decide(action, patch_id, by)
+    def _decide(self, decision: Decision, patch_id: str, by: str) -> Mapping[str, Any]:
+        future = self._services.patches.decide(decision, patch_id, by)
         try:
             outcome: PatchOutcome = future.result(timeout=DECISION_TIMEOUT_S)
         except FlowError as exc:
@@ -76,13 +74,13 @@ class ServiceControl:
         return outcome.as_json()
 
     def approve(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide("approve", patch_id, by)
+        return self._decide(Decision.APPROVE, patch_id, by)
 
     def reject(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide("reject", patch_id, by)
+        return self._decide(Decision.REJECT, patch_id, by)
 
     def rollback(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide("rollback", patch_id, by)
+        return self._decide(Decision.ROLLBACK, patch_id, by)
 
     def pause(self, by: str) -> Mapping[str, Any]:
         self._services.patches.set_paused(True, by).result(timeout=DECISION_TIMEOUT_S)
@@ -93,25 +91,22 @@ class ServiceControl:
         return {"paused": False, "applied": len(done)}
 
     def restart_actor(self, name: str, by: str) -> Mapping[str, Any]:
-        handle = self._services.actors.get(name)
-        if handle is None:
+        actor = self._services.actors.get(name)
+        if actor is None:
             known = ", ".join(sorted(self._services.actors)) or "none"
             raise ControlError("not_found", f"No actor `{name}` (known: {known}).")
-        ref = handle.ref
-        if ref is None:
-            raise ControlError("unavailable", f"`{name}` is {handle.state}; not restartable now.")
-        # A stop is a normal exit: the supervisor restarts a permanent child at once.
-        ref.stop(block=False)
+        if not actor.restart():
+            raise ControlError("unavailable", f"`{name}` is {actor.state}; not restartable now.")
         return {"name": name, "state": "restarting"}
 
     def tunnels(self) -> Sequence[Mapping[str, Any]]:
         """[{name, state, url}] as each TunnelActor reports it (a restarting one by its
         supervision state)."""
         out = []
-        for name, handle in sorted(self._services.tunnels.items()):
+        for name, tunnel in sorted(self._services.tunnels.items()):
             try:
-                status = handle.ask(GetTunnel(), timeout=STATUS_TIMEOUT_S)
+                status = tunnel.status().get(timeout=STATUS_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - restarting, gone or busy: say its state
-                status = {"state": str(handle.state)}
+                status = {"state": tunnel.state}
             out.append({"name": name, "state": status.get("state"), "url": status.get("url")})
         return out

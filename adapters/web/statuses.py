@@ -12,8 +12,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
-from actors.errors import ChildUnavailableError
-from actors.handle import ChildHandle
+from adapters.operations.ports import ActorPort, Unavailable
 from adapters.twisted_bridge import BridgeReactor, deferred_from_future
 
 ASK_TIMEOUT_S = 2.0
@@ -21,31 +20,28 @@ ASK_TIMEOUT_S = 2.0
 
 def gather_statuses(
     reactor: BridgeReactor,
-    handles: Mapping[str, ChildHandle],
-    message: object,
+    ports: Mapping[str, ActorPort],
     timeout_s: float = ASK_TIMEOUT_S,
 ) -> Deferred[dict[str, dict[str, Any]]]:
     """{name: status dict}; an unavailable actor gives {"state": <its supervision state>}."""
-    names = sorted(handles)
+    names = sorted(ports)
     if not names:
         return succeed({})
     answers: list[Deferred[dict[str, Any]]] = [
-        _ask(reactor, handles[name], message, timeout_s) for name in names
+        _ask(reactor, ports[name], timeout_s) for name in names
     ]
     gathered: Deferred[list[dict[str, Any]]] = gatherResults(answers)
     return gathered.addCallback(lambda values: dict(zip(names, values, strict=True)))
 
 
-def _ask(
-    reactor: BridgeReactor, handle: ChildHandle, message: object, timeout_s: float
-) -> Deferred[dict[str, Any]]:
+def _ask(reactor: BridgeReactor, port: ActorPort, timeout_s: float) -> Deferred[dict[str, Any]]:
     try:
-        future = handle.ask_future(message)
-    except ChildUnavailableError:
-        return succeed({"state": str(handle.state)})
+        future = port.status()
+    except Unavailable:
+        return succeed({"state": port.state})
 
     def unanswered(failure: Any) -> dict[str, Any]:
-        return {"state": str(handle.state), "error": type(failure.value).__name__}
+        return {"state": port.state, "error": type(failure.value).__name__}
 
     d: Deferred[Any] = deferred_from_future(future, timeout_s, reactor)
     return d.addCallbacks(lambda status: dict(status), unanswered)

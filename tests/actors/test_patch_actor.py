@@ -18,7 +18,7 @@ from actors.patch_actor import PatchActor, PatchService
 from actors.spec import ChildSpec
 from actors.supervisor import Supervisor
 from adapters.config import CommandLine, WorkspaceConfig
-from adapters.ledger.records import FlowError, command_from_body
+from adapters.ledger.records import Decision, FlowError, command_from_body
 from adapters.processes import TestRun
 from eventstore import SQLiteEventStore
 from tests.actors.support import FAST, NO_PING
@@ -138,7 +138,7 @@ def test_unknown_workspace_and_patch(store: SQLiteEventStore, tmp_path: Path) ->
         with pytest.raises(FlowError):
             tree.service.workspace_name("nope")
         with pytest.raises(FlowError) as info:
-            tree.service.decide("approve", "0" * 16, "dev").result(timeout=5)
+            tree.service.decide(Decision.APPROVE, "0" * 16, "dev").result(timeout=5)
         assert info.value.error.code == "not_found"
     finally:
         tree.stop()

@@ -8,10 +8,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
-from actors.errors import ChildUnavailableError
-from actors.messages import CheckNow, GetHealth
-from actors.service import GetService
-from actors.tunnel import GetTunnel
+from adapters.operations.ports import Unavailable
 from adapters.twisted_bridge import deferred_from_future
 from adapters.web.app import WebApp
 from adapters.web.availability import availability
@@ -45,8 +42,8 @@ def snapshot(app: WebApp) -> Deferred[dict[str, Any]]:
     now = time.monotonic()
     if cache.snapshot is not None and now - cache.snapshot_at < SNAPSHOT_TTL_S:
         return succeed(cache.snapshot)
-    handle = app.services.health
-    if handle is None:
+    health = app.services.health
+    if health is None:
         return succeed({"status": "down", "actors": {}})
     # The first round runs while the tree is still starting: until a round has seen every
     # actor past "starting", ask for a fresh one rather than serve that early picture.
@@ -54,12 +51,12 @@ def snapshot(app: WebApp) -> Deferred[dict[str, Any]]:
         a.get("state") == "starting" for a in cache.snapshot.get("actors", {}).values()
     )
     try:
-        future = handle.ask_future(CheckNow() if early else GetHealth())
-    except ChildUnavailableError:
+        future = health.snapshot(fresh=early)
+    except Unavailable:
         return succeed({"status": "degraded", "actors": {}, "checks": {}})
 
-    def store(snap: Any) -> dict[str, Any]:
-        cache.snapshot = snap.as_dict()
+    def store(snap: dict[str, Any]) -> dict[str, Any]:
+        cache.snapshot = snap
         cache.snapshot_at = time.monotonic()
         return cache.snapshot
 
@@ -86,8 +83,8 @@ def _availability(app: WebApp) -> Deferred[dict[str, Any]]:
 
 def edge_statuses(app: WebApp) -> Deferred[dict[str, dict[str, dict[str, Any]]]]:
     """{"tunnels": {name: status}, "services": {name: status}} from the actors themselves."""
-    tunnels = gather_statuses(app.reactor, app.services.tunnels, GetTunnel())
-    services = gather_statuses(app.reactor, app.services.services, GetService())
+    tunnels = gather_statuses(app.reactor, app.services.tunnels)
+    services = gather_statuses(app.reactor, app.services.services)
     both: Deferred[list[dict[str, dict[str, Any]]]] = gatherResults([tunnels, services])
     return both.addCallback(lambda pair: {"tunnels": pair[0], "services": pair[1]})
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from actors.watcher import GetWatchInfo
 from adapters.web.app import WebApp
 from adapters.web.http import ApiRequest, ApiResponse
 from adapters.web.statuses import gather_statuses
@@ -18,5 +17,5 @@ def get_watch(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
         watchers = [{"workspace": name, **infos.get(name, {})} for name in sorted(infos)]
         return ApiResponse(200, {"watchers": watchers})
 
-    d = gather_statuses(app.reactor, app.services.watchers, GetWatchInfo())
+    d = gather_statuses(app.reactor, app.services.watchers)
     return d.addCallback(answer)

@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from adapters.ledger.records import FlowError, command_from_body
+from adapters.ledger.records import Decision, FlowError, command_from_body
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import flow_error, invalid
 from adapters.web.http import ApiRequest, ApiResponse
@@ -43,7 +43,7 @@ def post_webhook(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse] | ApiRes
         # decide() reads the patch's stream: a store read, so off the reactor thread.
         decided = app.in_thread(
             app.services.patches.decide,
-            "rollback",
+            Decision.ROLLBACK,
             pid,
             by,
             force=bool(body.get("force") or False),
