@@ -1,19 +1,18 @@
-"""The node as `/ghost <sub>` sees it: adapters/slack/replies.py's NodeControl over the same
-services as the HTTP API. Every method blocks (futures, store reads): call it from the thread
-pool, never the reactor thread."""
+"""The node as `/ghost <sub>` sees it: adapters/slack/replies.py's NodeControl. Patches and
+decisions are the catalogue's operations (adapters/web/invoke.py), exactly as over HTTP; the
+status and restart answers are Slack's own. Every method blocks (futures, store reads): call
+it from the thread pool, never the reactor thread."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from adapters.ledger.projection import tests_of
-from adapters.ledger.records import Decision, FlowError, PatchOutcome
 from adapters.operations.ports import Unavailable
 from adapters.slack.replies import ControlError
-from adapters.web.app import WebServices
-from adapters.web.patch_index import PatchIndex, summary
+from adapters.web.app import WebApp
+from adapters.web.errors import ApiError
+from adapters.web.invoke import invoke
 from eventstore.catalogue import EventType
 
 DECISION_TIMEOUT_S = 25.0
@@ -21,9 +20,18 @@ STATUS_TIMEOUT_S = 2.0
 
 
 class ServiceControl:
-    def __init__(self, services: WebServices, index: PatchIndex) -> None:
-        self._services = services
-        self._index = index
+    def __init__(self, app: WebApp) -> None:
+        self._app = app
+        self._services = app.services
+
+    def _invoke(
+        self, name: str, args: Mapping[str, Any], by: str, wait_s: float | None = None
+    ) -> Any:
+        """The catalogue's operation, as over HTTP; its error as Slack words it."""
+        try:
+            return invoke(self._app, name, args, by, wait_s).body
+        except ApiError as exc:
+            raise ControlError(exc.code, exc.message) from None
 
     def status(self) -> Mapping[str, Any]:
         actors: dict[str, Any] = {}
@@ -45,50 +53,42 @@ class ServiceControl:
         }
 
     def patches(self, limit: int) -> Sequence[Mapping[str, Any]]:
-        newest = list(reversed(self._index.refresh()[-limit:]))
-        return [summary(v) for v in self._index.views(newest)]
+        listed = self._invoke("list_patches", {"limit": limit}, "slack")
+        return list(listed["patches"])
 
     def patch(self, patch_id: str) -> Mapping[str, Any]:
-        view = self._services.patches.view(patch_id)
-        if view is None:
-            raise ControlError("not_found", f"No patch `{patch_id}`.")
-        store = self._services.store
-        diff = ""
-        if view.diff_blob is not None and store.has_blob(view.diff_blob):
-            diff = store.get_blob(view.diff_blob).decode("utf-8", "replace")
-        return {
-            **summary(view),
-            "files": [dict(f) for f in view.files],
-            "diff": diff,
-            "tests": dict(tests_of(view)),
-        }
-
-    def _decide(self, decision: Decision, patch_id: str, by: str) -> Mapping[str, Any]:
-        future = self._services.patches.decide(decision, patch_id, by)
         try:
-            outcome: PatchOutcome = future.result(timeout=DECISION_TIMEOUT_S)
-        except FlowError as exc:
-            raise ControlError(exc.error.code, exc.error.message) from None
-        except FutureTimeout:
+            detail: Mapping[str, Any] = self._invoke("get_patch", {"patch_id": patch_id}, "slack")
+        except ControlError as exc:
+            if exc.code == "not_found":
+                raise ControlError("not_found", f"No patch `{patch_id}`.") from None
+            raise
+        return detail
+
+    def _decide(self, name: str, patch_id: str, by: str) -> Mapping[str, Any]:
+        body: Mapping[str, Any] = self._invoke(
+            name, {"patch_id": patch_id}, by, wait_s=DECISION_TIMEOUT_S
+        )
+        if body.get("status") == "queued":
             return {"patch_id": patch_id, "status": "queued"}
-        return outcome.as_json()
+        return body
 
     def approve(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide(Decision.APPROVE, patch_id, by)
+        return self._decide("approve", patch_id, by)
 
     def reject(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide(Decision.REJECT, patch_id, by)
+        return self._decide("reject", patch_id, by)
 
     def rollback(self, patch_id: str, by: str) -> Mapping[str, Any]:
-        return self._decide(Decision.ROLLBACK, patch_id, by)
+        return self._decide("rollback_patch", patch_id, by)
 
     def pause(self, by: str) -> Mapping[str, Any]:
-        self._services.patches.set_paused(True, by).result(timeout=DECISION_TIMEOUT_S)
-        return {"paused": True}
+        body: Mapping[str, Any] = self._invoke("pause", {}, by, wait_s=DECISION_TIMEOUT_S)
+        return {"paused": True, **({"message": body["message"]} if "message" in body else {})}
 
     def resume(self, by: str) -> Mapping[str, Any]:
-        done = self._services.patches.set_paused(False, by).result(timeout=DECISION_TIMEOUT_S)
-        return {"paused": False, "applied": len(done)}
+        body: Mapping[str, Any] = self._invoke("resume", {}, by, wait_s=DECISION_TIMEOUT_S)
+        return {"paused": False, "applied": body.get("applied")}
 
     def restart_actor(self, name: str, by: str) -> Mapping[str, Any]:
         actor = self._services.actors.get(name)

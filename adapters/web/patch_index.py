@@ -79,7 +79,7 @@ class PatchIndex:
         after = fold(before, event)
         # Interned: thousands of patches share a handful of status and workspace strings.
         self._briefs[pid] = (
-            sys.intern(after.status),
+            sys.intern(str(after.status)),
             sys.intern(after.workspace),
             after.first_position,
         )

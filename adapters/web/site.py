@@ -10,10 +10,10 @@ from typing import Any
 from twisted.web.server import Site
 
 from adapters.web.app import WebApp
+from adapters.web.dispatch import all_routes
 from adapters.web.guard import ConnectionLimits, GuardedChannel, Refusal
 from adapters.web.limits import request_factory
 from adapters.web.router import Router
-from adapters.web.routes import all_routes
 
 access_log = logging.getLogger("ghost.http.access")
 

@@ -1,4 +1,4 @@
-"""GET /events: a page of events as JSON, or with `Accept: text/event-stream` the live feed
+"""events (GET /events): a page of events as JSON, or with `Accept: text/event-stream` the live feed
 (id = global position; resumable with Last-Event-ID)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from adapters.operations.model import Call
 from adapters.web.app import WebApp
 from adapters.web.errors import ApiError, invalid
 from adapters.web.http import ApiRequest, ApiResponse
@@ -17,24 +18,22 @@ from eventstore.events import RecordedEvent
 MAX_PAGE = 1000
 
 
-def _types(req: ApiRequest) -> list[str] | None:
-    values = req.query.get("type") or []
-    types = [t for value in values for t in value.split(",") if t]
+def _types(call: Call) -> list[str] | None:
+    types: list[str] = list(call.args.get("type") or [])
     for t in types:
         if len(t) > 64 or not t.isidentifier():
             raise invalid("type", f"not an event type: {t[:64]!r}")
     return types or None
 
 
-def get_events(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse] | Streaming:
-    after = req.int_arg("after", 0, 0, 2**62)
-    types = _types(req)
-    stream = req.arg("stream") or None
-    if stream is not None and len(stream) > 200:
-        raise invalid("stream", "longer than 200 characters")
-    if "text/event-stream" in req.headers.get("accept", ""):
+def get_events(app: WebApp, call: Call) -> Deferred[ApiResponse] | Streaming:
+    after = int(call.args["after"])
+    types = _types(call)
+    stream = call.args.get("stream") or None
+    req = call.request
+    if req is not None and "text/event-stream" in req.headers.get("accept", ""):
         return _stream(app, req, after, types, stream)
-    limit = req.int_arg("limit", 100, 1, MAX_PAGE)
+    limit = int(call.args["limit"])
     streams = [stream] if stream else None
 
     def page(events: list[RecordedEvent]) -> ApiResponse:

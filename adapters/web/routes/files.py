@@ -1,6 +1,6 @@
-"""GET /files (one file, for GPT to read before it patches) and GET /tree (a workspace's
-files, include/exclude applied). Both read through the patch engine's Sandbox rules, in the
-thread pool."""
+"""read_file (GET /files: one file, for GPT to read before it patches) and list_files (GET
+/tree: a workspace's files, include/exclude applied). Both read through the patch engine's
+Sandbox rules, in the thread pool."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.config import WorkspaceConfig
+from adapters.operations.model import Call
 from adapters.patching import Sandbox, SandboxViolation
 from adapters.patching.pathrules import SECRET_FILES
 from adapters.watching.patterns import PathFilter
 from adapters.web.app import WebApp
 from adapters.web.errors import ApiError, invalid
-from adapters.web.http import ApiRequest, ApiResponse
+from adapters.web.http import ApiResponse
 
 DEFAULT_TREE_LIMIT = 2000
 
 
-def _workspace(app: WebApp, req: ApiRequest) -> WorkspaceConfig:
-    name = req.arg("workspace")
+def _workspace(app: WebApp, call: Call) -> WorkspaceConfig:
+    name = call.args.get("workspace")
     workspaces = app.services.workspaces
     if name is None or name == "":
         if len(workspaces) == 1:
@@ -35,9 +36,9 @@ def _workspace(app: WebApp, req: ApiRequest) -> WorkspaceConfig:
     return workspaces[name]
 
 
-def get_file(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    ws = _workspace(app, req)
-    path = req.arg("path")
+def read_file(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    ws = _workspace(app, call)
+    path = call.args.get("path")
     if not path:
         raise invalid("path", "required: a path relative to the workspace, e.g. src/app.py")
     return app.in_thread(_read, ws, path).addCallback(lambda body: ApiResponse(200, body))
@@ -67,12 +68,14 @@ def _read(ws: WorkspaceConfig, path: str) -> dict[str, Any]:
     }
 
 
-def get_tree(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    ws = _workspace(app, req)
-    glob = req.arg("glob") or None
-    if glob is not None and (len(glob) > 200 or "\x00" in glob):
+def list_files(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    ws = _workspace(app, call)
+    glob = call.args.get("glob") or None
+    if glob is not None and "\x00" in glob:
         raise invalid("glob", "at most 200 characters, no NUL")
-    limit = req.int_arg("limit", DEFAULT_TREE_LIMIT, 1, app.config.tree_max)
+    limit = int(call.args["limit"])
+    if limit > app.config.tree_max:
+        raise invalid("limit", f"must be between 1 and {app.config.tree_max}, got {limit}")
     return app.in_thread(_walk, ws, glob, limit).addCallback(lambda body: ApiResponse(200, body))
 
 

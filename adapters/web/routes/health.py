@@ -8,6 +8,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
 
+from adapters.operations.model import Call
 from adapters.operations.ports import Unavailable
 from adapters.twisted_bridge import deferred_from_future
 from adapters.web.app import WebApp
@@ -145,12 +146,17 @@ def summary(app: WebApp) -> Deferred[dict[str, Any]]:
     return snapshot(app).addCallback(build)
 
 
-def get_health(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+def status(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    """The webhook's `status` command: the full document."""
+    return summary(app).addCallback(lambda data: ApiResponse(200, data))
+
+
+def get_health(app: WebApp, call: Call) -> Deferred[ApiResponse]:
     def answer(body: dict[str, Any]) -> ApiResponse:
         status = 503 if body.get("status") == "down" else 200
         return ApiResponse(status, body)
 
-    if not req.principal.authenticated:
+    if call.request is not None and not call.request.principal.authenticated:
         return snapshot(app).addCallback(lambda snap: answer({"status": snap.get("status")}))
     return summary(app).addCallback(answer)
 

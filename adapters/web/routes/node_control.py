@@ -1,5 +1,5 @@
-"""POST /pause and POST /resume: the operator's switch for every workspace (`ghost pause`,
-`ghost resume`), over the same PatchService.set_paused as `/ghost pause` in Slack.
+"""pause and resume (POST /pause, POST /resume): the operator's switch for every workspace
+(`ghost pause`, `ghost resume`), over the same PatchService.set_paused as `/ghost pause` in Slack.
 
 Not in /openapi.json, decided: that document is for the GPT-facing operations (SPEC §4), and a
 model that could pause the node could also stop the human from reviewing what it sends. Like
@@ -18,27 +18,24 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.ledger.records import PatchOutcome
+from adapters.operations.model import Call
 from adapters.web.app import TIMED_OUT, WebApp
-from adapters.web.errors import invalid
-from adapters.web.http import ApiRequest, ApiResponse
+from adapters.web.http import ApiResponse
 
 
-def pause(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    return _set_paused(app, req, True)
+def pause(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    return _set_paused(app, call, True)
 
 
-def resume(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    return _set_paused(app, req, False)
+def resume(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    return _set_paused(app, call, False)
 
 
-def _set_paused(app: WebApp, req: ApiRequest, paused: bool) -> Deferred[ApiResponse]:
-    # An empty body or `{}`; any field is refused, so that a typo is not silently ignored.
-    body: dict[str, Any] = req.json_body() if req.body.strip() else {}
-    if body:
-        raise invalid(next(iter(body)), "unknown field; this operation takes no fields")
+def _set_paused(app: WebApp, call: Call, paused: bool) -> Deferred[ApiResponse]:
     # set_paused appends NodePaused/NodeResumed synchronously (a store write): off the reactor.
-    asked = app.in_thread(app.services.patches.set_paused, paused, f"api:{req.principal.how}")
-    asked.addCallback(lambda future: app.wait_future(future, app.config.wait_s))
+    asked = app.in_thread(app.services.patches.set_paused, paused, call.by)
+    wait_s = app.config.wait_s if call.wait_s is None else call.wait_s
+    asked.addCallback(lambda future: app.wait_future(future, wait_s))
     return asked.addCallback(lambda done: _answer(paused, done))
 
 

@@ -1,4 +1,4 @@
-"""GET /patches, GET /patches/{id}, POST /patches/{id}/approve|reject|rollback (SPEC §4)."""
+"""list_patches, get_patch, and the decisions approve, reject and rollback_patch (SPEC §4)."""
 
 from __future__ import annotations
 
@@ -7,33 +7,21 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.ledger.projection import tests_of
+from adapters.ledger.records import Decision
+from adapters.operations.model import Call
 from adapters.web.app import WebApp
-from adapters.web.errors import ApiError, invalid
-from adapters.web.http import ApiRequest, ApiResponse
+from adapters.web.errors import ApiError
+from adapters.web.http import ApiResponse
 from adapters.web.patch_index import summary
 from adapters.web.routes.outcomes import settle
 from eventstore.catalogue import patch_stream
 
-STATUSES = (
-    "received",
-    "queued",
-    "rejected",
-    "dry_run",
-    "pending_approval",
-    "approved",
-    "applying",
-    "applied",
-    "failed",
-    "rolled_back",
-)
 MAX_DIFF_CHARS = 200_000
 
 
-def list_patches(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    status = req.arg("status")
-    if status is not None and status not in STATUSES:
-        raise invalid("status", f"expected one of {', '.join(STATUSES)}")
-    workspace = req.arg("workspace")
+def list_patches(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    status = call.args.get("status") or None
+    workspace = call.args.get("workspace") or None
     if workspace is not None and workspace not in app.services.workspaces:
         raise ApiError(
             404,
@@ -41,7 +29,7 @@ def list_patches(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
             f"no workspace {workspace!r}",
             {"workspaces": sorted(app.services.workspaces)},
         )
-    limit = req.int_arg("limit", 50, 1, 500)
+    limit = int(call.args["limit"])
 
     def select() -> ApiResponse:
         """Thread pool: filter the index, then fold only the page's patches."""
@@ -57,8 +45,8 @@ def list_patches(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
     return app.in_thread(select)
 
 
-def get_patch(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    pid = req.params["id"]
+def get_patch(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    pid = str(call.args["patch_id"])
     return app.in_thread(_detail, app, pid).addCallback(lambda body: ApiResponse(200, body))
 
 
@@ -89,38 +77,30 @@ def _detail(app: WebApp, pid: str) -> dict[str, Any]:
     }
 
 
-def _decide(app: WebApp, req: ApiRequest, action: str) -> Deferred[ApiResponse]:
-    pid = req.params["id"]
-    body: dict[str, Any] = req.json_body() if req.body.strip() else {}
-    allowed = {"reason", "force", "dry_run"} if action == "rollback" else {"reason"}
-    for key, value in body.items():
-        if key not in allowed:
-            raise invalid(key, f"unknown field; expected {', '.join(sorted(allowed))}")
-        if key == "reason" and not isinstance(value, str):
-            raise invalid(key, "expected a string")
-        if key in ("force", "dry_run") and not isinstance(value, bool):
-            raise invalid(key, "expected true or false")
+def _decide(app: WebApp, call: Call, decision: Decision) -> Deferred[ApiResponse]:
+    pid = str(call.args["patch_id"])
     # decide() reads the patch's stream: a store read, so off the reactor thread.
     decided = app.in_thread(
         app.services.patches.decide,
-        action,
+        decision,
         pid,
-        f"api:{req.principal.how}",
-        reason=str(body.get("reason", "")),
-        force=bool(body.get("force", False)),
-        dry_run=bool(body.get("dry_run", False)),
+        call.by,
+        reason=str(call.args.get("reason", "")),
+        force=bool(call.args.get("force", False)),
+        dry_run=bool(call.args.get("dry_run", False)),
     )
-    decided.addCallback(lambda future: app.wait_future(future, app.config.wait_s))
+    wait_s = app.config.wait_s if call.wait_s is None else call.wait_s
+    decided.addCallback(lambda future: app.wait_future(future, wait_s))
     return decided.addCallback(lambda done: settle(app, pid, done, submitted=False))
 
 
-def approve(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    return _decide(app, req, "approve")
+def approve(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    return _decide(app, call, Decision.APPROVE)
 
 
-def reject(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    return _decide(app, req, "reject")
+def reject(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    return _decide(app, call, Decision.REJECT)
 
 
-def rollback(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
-    return _decide(app, req, "rollback")
+def rollback(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    return _decide(app, call, Decision.ROLLBACK)

@@ -71,7 +71,7 @@ def post_command(app: WebApp, req: ApiRequest) -> ApiResponse | Deferred[ApiResp
         if exc.status == 503:
             message = "cannot take slash commands right now; try again"
         raise ApiError(exc.status, code, message) from None
-    control = ServiceControl(app.services, app.index)
+    control = ServiceControl(app)
     if command.sub in SLOW_SUBCOMMANDS and check(command) is None:
 
         def later() -> None:

@@ -7,12 +7,13 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from adapters.operations.model import Call
 from adapters.web.app import WebApp
-from adapters.web.http import ApiRequest, ApiResponse
+from adapters.web.http import ApiResponse
 from adapters.web.statuses import gather_statuses
 
 
-def get_watch(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse]:
+def get_watch(app: WebApp, call: Call) -> Deferred[ApiResponse]:
     def answer(infos: dict[str, dict[str, Any]]) -> ApiResponse:
         watchers = [{"workspace": name, **infos.get(name, {})} for name in sorted(infos)]
         return ApiResponse(200, {"watchers": watchers})

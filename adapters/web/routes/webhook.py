@@ -1,76 +1,45 @@
-"""POST /webhook (and POST /patch, the same for local tools): a command from GPT (SPEC §4).
+"""apply_patch and run_tests, the commands of POST /webhook that are not a decision (SPEC §4).
 
-The patch goes to its workspace's PatchActor through PatchService, which names it at once; the
+The patch goes to its workspace's PatchActor through the PatchPort, which names it at once; the
 answer waits for the outcome up to `wait_s` without blocking the reactor, then says `queued`
 (202) with the id to poll."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from twisted.internet.defer import Deferred
 
-from adapters.ledger.records import Decision, FlowError, command_from_body
+from adapters.ledger.records import FlowError, command_from_body
+from adapters.operations.model import Call
 from adapters.web.app import TIMED_OUT, WebApp
-from adapters.web.errors import flow_error, invalid
-from adapters.web.http import ApiRequest, ApiResponse
-from adapters.web.routes.health import summary
+from adapters.web.errors import flow_error
+from adapters.web.http import ApiResponse
 from adapters.web.routes.outcomes import settle
-from adapters.web.validation import check_body, patch_fields
 
 
-def post_webhook(app: WebApp, req: ApiRequest) -> Deferred[ApiResponse] | ApiResponse:
-    started = time.monotonic()
-    body = req.json_body()
-    command = check_body(body)
-    wait_s = _wait_s(app, req, body)
-    if command == "status":
-        return summary(app).addCallback(lambda data: ApiResponse(200, data))
-    by = f"api:{req.principal.how}"
-    meta = {"request_id": req.request_id, "auth": req.principal.how}
-    if command == "run_tests":
-        return _run_tests(app, body, by, meta, wait_s)
-
-    def answered(done: Any, pid: str, submitted: bool) -> ApiResponse:
-        try:
-            return settle(app, pid, done, submitted)
-        finally:
-            app.metrics.webhook_latency.labels(command).observe(time.monotonic() - started)
-
-    if command == "rollback":
-        pid = str(body["patch_id"])
-        # decide() reads the patch's stream: a store read, so off the reactor thread.
-        decided = app.in_thread(
-            app.services.patches.decide,
-            Decision.ROLLBACK,
-            pid,
-            by,
-            force=bool(body.get("force") or False),
-            dry_run=bool(body.get("dry_run") or False),
-        )
-        decided.addCallback(lambda future: app.wait_future(future, wait_s))
-        return decided.addCallback(answered, pid, False)
-    fields = patch_fields(body)
-    fields.pop("command", None)
+def _workspace(app: WebApp, requested: Any) -> str:
     try:
-        workspace = app.services.patches.workspace_name(fields.get("workspace"))
+        return app.services.patches.workspace_name(requested)
     except FlowError as exc:
         raise flow_error(exc.error.code, exc.error.message, exc.error.details) from None
-    pid, future = app.services.patches.submit(command_from_body(fields, workspace), meta)
-    return app.wait_future(future, wait_s).addCallback(answered, pid, True)
 
 
-def _run_tests(
-    app: WebApp, body: dict[str, Any], by: str, meta: dict[str, Any], wait_s: float
-) -> Deferred[ApiResponse]:
+def apply_patch(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    fields = dict(call.args)  # the body as the patch engine and the idempotency hash see it
+    workspace = _workspace(app, fields.get("workspace"))
+    pid, future = app.services.patches.submit(command_from_body(fields, workspace), call.meta)
+    wait_s = app.config.wait_s if call.wait_s is None else call.wait_s
+    return app.wait_future(future, wait_s).addCallback(
+        lambda done: settle(app, pid, done, submitted=True)
+    )
+
+
+def run_tests(app: WebApp, call: Call) -> Deferred[ApiResponse]:
     """The workspace's tests as they are now: 200 {run_id, status, tests, position}; 202
     `queued` when they outlast wait_s (their TestsFinished lands in `tests-<workspace>`)."""
-    try:
-        workspace = app.services.patches.workspace_name(body.get("workspace"))
-    except FlowError as exc:
-        raise flow_error(exc.error.code, exc.error.message, exc.error.details) from None
-    future = app.services.patches.run_tests(workspace, by, meta)
+    workspace = _workspace(app, call.args.get("workspace"))
+    future = app.services.patches.run_tests(workspace, call.by, call.meta)
 
     def answered(done: Any) -> ApiResponse:
         if done is TIMED_OUT:
@@ -80,20 +49,5 @@ def _run_tests(
         except FlowError as exc:
             raise flow_error(exc.error.code, exc.error.message, exc.error.details) from None
 
+    wait_s = app.config.wait_s if call.wait_s is None else call.wait_s
     return app.wait_future(future, wait_s).addCallback(answered)
-
-
-def _wait_s(app: WebApp, req: ApiRequest, body: dict[str, Any]) -> float:
-    """The body's or the query's wait_s; it may only lower the node's default."""
-    value: Any = body.get("wait_s")
-    text = req.arg("wait_s")
-    if value is None and text is not None:
-        try:
-            value = float(text)
-        except ValueError:
-            raise invalid("wait_s", f"expected a number, got {text[:20]!r}") from None
-        if not 0 <= value <= 3600:
-            raise invalid("wait_s", "must be between 0 and 3600")
-    if value is None:
-        return app.config.wait_s
-    return min(float(value), app.config.wait_s)
