@@ -39,6 +39,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
+from adapters.defaults import (
+    DEFAULT_EXCLUDE,
+    DEFAULT_HOST,
+    DEFAULT_INCLUDE,
+    DEFAULT_PORT,
+    DEFAULT_STATE_DIR,
+    DEFAULT_WORKSPACE_NAME,
+)
+
 __all__ = [
     "DEFAULT_EXCLUDE",
     "DEFAULT_INCLUDE",
@@ -57,27 +66,6 @@ __all__ = [
     "load_config",
 ]
 
-# The SPEC's defaults (§3). adapters/watching/patterns.py has the same tuples for its own
-# defaults; tests/adapters/test_config.py checks that the two never drift apart.
-DEFAULT_INCLUDE: tuple[str, ...] = ("*.tsx", "*.ts", "*.js", "*.py", "*.json", "*.md")
-DEFAULT_EXCLUDE: tuple[str, ...] = (
-    "node_modules/",
-    ".git/",
-    ".venv/",
-    "venv/",
-    "__pycache__/",
-    "*.log",
-    "*.tmp",
-    "*.bak",
-    "logs/",
-    "temp/",
-    "data/",
-)
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5051
-DEFAULT_STATE_DIR = ".ghost"
-DEFAULT_WORKSPACE_NAME = "main"
 MIB = 1024 * 1024
 
 Durability = Literal["full", "normal"]

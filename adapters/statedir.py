@@ -30,7 +30,6 @@ import logging
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,20 +37,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from adapters.durable import PRIVATE, atomic_write, fsync_dir
+
 __all__ = [
     "PreviousRun",
     "StateDir",
     "StateDirError",
     "StateDirLocked",
     "Token",
-    "atomic_write",
-    "fsync_dir",
 ]
 
 log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
-SECRET_FILE_MODE = 0o600
+SECRET_FILE_MODE = PRIVATE
 
 
 class StateDirError(Exception):
@@ -90,35 +89,6 @@ class Token:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = SECRET_FILE_MODE) -> None:
-    """Write `data` to `path` so that a reader (or a crash) sees the old file or the new one.
-
-    Temp file in the same directory (rename is atomic only within a file system), fsync of the
-    file, rename over the target, fsync of the directory so that the rename itself is durable."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class StateDir:

@@ -18,17 +18,17 @@ tools that write caches into $HOME (npm, pip) need those paths added.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import plistlib
 import pwd
 import socket
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from adapters.durable import atomic_write
 
 if TYPE_CHECKING:
     from adapters.config import Config
@@ -381,15 +381,4 @@ def _with_run_as(spec: ServiceSpec, name: str) -> ServiceSpec:
 
 def _write_file(path: Path, data: bytes) -> None:
     # Atomic, so that a service manager reloading concurrently never reads half a unit.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, data, 0o644)

@@ -18,7 +18,16 @@ from typing import Any, Literal, Protocol
 
 from rich.progress import Progress
 
-from adapters.config import CliOverrides, Config, ConfigError, WorkspaceConfig, load_config
+from adapters.config import (
+    CliOverrides,
+    Config,
+    ConfigError,
+    NodeConfig,
+    SupervisorConfig,
+    WorkspaceConfig,
+    load_config,
+)
+from adapters.defaults import DEFAULT_STATE_DIR, DEFAULT_WORKSPACE_NAME
 from adapters.ledger.records import FlowError, PatchOutcome
 from adapters.statedir import StateDir, StateDirError
 from adapters.systemd import ServiceSpec, install_service, launchd_plist, systemd_unit
@@ -378,32 +387,37 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.exists():
         raise UsageError(f"{path} exists already; not overwriting it")
-    path.write_text(CONFIG_TEMPLATE.format(workspace=Path.cwd()))
+    path.write_text(config_template(Path.cwd()))
     print(f"wrote {path}; start the node with: ghost-node --config {path}")
     return EXIT_OK
 
 
-CONFIG_TEMPLATE = """\
+def config_template(workspace: Path) -> str:
+    """The config `ghost init` writes: every value is the default (adapters/defaults.py and
+    the config's own), written out so that it can be edited."""
+    node, sup = NodeConfig(), SupervisorConfig()
+    ws = WorkspaceConfig(name=DEFAULT_WORKSPACE_NAME, path=workspace)
+    return f"""\
 # ghost-node configuration (SPEC §3). Relative paths are relative to this file.
 [node]
-host = "127.0.0.1"
-port = 5051
-state_dir = ".ghost"
-durability = "full"
+host = "{node.host}"
+port = {node.port}
+state_dir = "{DEFAULT_STATE_DIR}"
+durability = "{node.durability}"
 
 [[workspace]]
-name = "main"
-path = "{workspace}"
+name = "{ws.name}"
+path = "{ws.path}"
 # test_command = ["pytest", "-q"]
-test_timeout_s = 300
-rollback_on_test_failure = true
-approval = "auto"
+test_timeout_s = {ws.test_timeout_s:g}
+rollback_on_test_failure = {str(ws.rollback_on_test_failure).lower()}
+approval = "{ws.approval}"
 
 [supervisor]
-min_backoff_s = 0.5
-max_backoff_s = 30
-max_restarts = 5
-period_s = 60
+min_backoff_s = {sup.min_backoff_s:g}
+max_backoff_s = {sup.max_backoff_s:g}
+max_restarts = {sup.max_restarts}
+period_s = {sup.period_s:g}
 """
 
 

@@ -25,12 +25,12 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, cast
 
+from adapters.durable import atomic_write
 from adapters.ledger import projection as patches_module
 from adapters.ledger.projection import PatchView
 from eventstore import codec
@@ -129,14 +129,8 @@ class SnapshotDir:
         target = self.path / f"projection-{projection.position}.msgpack"
         try:
             self.path.mkdir(mode=0o700, exist_ok=True)
-            fd, temp = tempfile.mkstemp(prefix=".projection-", suffix=".tmp", dir=self.path)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(body)
-                os.replace(temp, target)
-            except BaseException:
-                os.unlink(temp)
-                raise
+            # A cache: never torn, but not worth an fsync (a lost one is rebuilt).
+            atomic_write(target, body, durable=False)
         except OSError as exc:
             log.info("no snapshot saved in %s: %s", self.path, exc)
             return None

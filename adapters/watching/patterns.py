@@ -20,22 +20,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from adapters.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 from adapters.globs import translate_glob
 
-DEFAULT_INCLUDE: tuple[str, ...] = ("*.tsx", "*.ts", "*.js", "*.py", "*.json", "*.md")
-DEFAULT_EXCLUDE: tuple[str, ...] = (
-    "node_modules/",
-    ".git/",
-    ".venv/",
-    "venv/",
-    "__pycache__/",
-    "*.log",
-    "*.tmp",
-    "*.bak",
-    "logs/",
-    "temp/",
-    "data/",
-)
 # Temp files of adapters/workspace/transaction.py are `.<name>.ghost-<id>.tmp`: excluded even
 # when a user's exclude list drops `*.tmp`, or every patch would be reported twice.
 ALWAYS_EXCLUDE: tuple[str, ...] = (".git/", ".ghost/", ".*.ghost-*.tmp")

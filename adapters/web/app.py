@@ -20,6 +20,7 @@ from twisted.internet import threads
 from twisted.internet.defer import Deferred
 
 from adapters.config import WorkspaceConfig
+from adapters.defaults import DEFAULT_HOST, DEFAULT_PORT
 from adapters.operations.ports import ActorPort, HealthPort, PatchPort
 from adapters.web.auth import WINDOW_S, Authenticator, SignatureMemory
 from adapters.web.guard import (
@@ -45,8 +46,8 @@ HTTP_STREAM = "http"
 
 @dataclass(frozen=True, slots=True)
 class WebConfig:
-    host: str = "127.0.0.1"
-    port: int = 5051
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
     max_body: int = DEFAULT_MAX_BODY
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     idle_timeout_s: float = 75.0  # keep-alive connections idle longer than this are closed

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from adapters.statedir import atomic_write
+from adapters.durable import atomic_write
 
 log = logging.getLogger("ghost.web.sessions")
 

@@ -8,14 +8,14 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from adapters.statedir import SECRET_FILE_MODE, atomic_write, fsync_dir
+from adapters.durable import AtomicFile, atomic_write, fsync_dir
+from adapters.statedir import SECRET_FILE_MODE
 
 log = logging.getLogger("ghost.web.auth")
 
@@ -179,31 +179,25 @@ class SignatureJournal:
         if self.snapshot is None:
             return
         live = self.snapshot()  # calls begin_compaction() under the memory's lock
-        tmp: str | None = None
+        replacement: AtomicFile | None = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), SECRET_FILE_MODE)
-                f.write(_compacted(self._started, self._max_ts, live))
-                f.flush()
-                os.fsync(f.fileno())  # the slow part, outside the lock
-                with self._lock:
-                    since, self._since = self._since or [], None
-                    if self._closed:
-                        return
-                    f.write(b"".join(since))
-                    f.flush()
-                    os.fdatasync(f.fileno())
-                    os.replace(tmp, self.path)
-                    tmp = None
-                    # From here on, never append to the old (now unlinked) file again.
-                    old, self._fd = self._fd, None
-                    if old is not None:
-                        os.close(old)
-                    self._records = 1 + len(live) + len(since)
-                    self._torn = False
-                    self.compactions += 1
-                    self._fd = self._open_for_append()  # if it fails, append() retries
+            replacement = AtomicFile(self.path, SECRET_FILE_MODE)
+            replacement.file.write(_compacted(self._started, self._max_ts, live))
+            replacement.sync()  # the slow part, outside the lock
+            with self._lock:
+                since, self._since = self._since or [], None
+                if self._closed:
+                    return
+                replacement.file.write(b"".join(since))
+                replacement.commit(sync_dir=False)
+                # From here on, never append to the old (now unlinked) file again.
+                old, self._fd = self._fd, None
+                if old is not None:
+                    os.close(old)
+                self._records = 1 + len(live) + len(since)
+                self._torn = False
+                self.compactions += 1
+                self._fd = self._open_for_append()  # if it fails, append() retries
             fsync_dir(self.path.parent)
         except OSError as exc:
             log.error("cannot compact the signature journal %s: %s", self.path, exc)
@@ -211,9 +205,9 @@ class SignatureJournal:
                 self._since = None
                 self._records = 1 + len(live)  # retry after as many appends as a success would
         finally:
-            if tmp is not None:
+            if replacement is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    replacement.discard()
 
     def _open_for_append(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from adapters.durable import atomic_write, fsync_dir
 from adapters.workspace import dirfd
 
 log = logging.getLogger(__name__)
@@ -452,14 +453,7 @@ class FileTransactions:
                 for c in changes
             ],
         }
-        path = self._journal_path(txn_id)
-        temp = path.with_suffix(".tmp")
-        with open(temp, "wb") as handle:
-            handle.write(json.dumps(record).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        _fsync_dir(self.journal_dir)
+        atomic_write(self._journal_path(txn_id), json.dumps(record).encode())
 
     def _read_journal(self, txn_id: str) -> list[FileChange]:
         record = json.loads(self._journal_path(txn_id).read_bytes())
@@ -475,7 +469,7 @@ class FileTransactions:
     def _clear_journal(self, txn_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._journal_path(txn_id).unlink()
-        _fsync_dir(self.journal_dir)
+        fsync_dir(self.journal_dir)
 
 
 def _temp_name(name: str, txn_id: str) -> str:
@@ -511,11 +505,3 @@ def _second_name(dir_fd: int, name: str, txn_id: str) -> str | None:
 def _check_txn_id(txn_id: str) -> None:
     if not txn_id or not all(c.isalnum() or c in "-_" for c in txn_id):
         raise ValueError(f"transaction id must be alphanumeric, '-' or '_': {txn_id!r}")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from adapters.durable import atomic_write
 from adapters.statedir import (
     PreviousRun,
     StateDir,
     StateDirError,
     StateDirLocked,
-    atomic_write,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

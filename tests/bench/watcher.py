@@ -33,7 +33,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from adapters.watching import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, ChangeBatch, Watcher
+from adapters.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from adapters.watching import ChangeBatch, Watcher
 from eventstore import SQLiteEventStore
 
 WRITER = """

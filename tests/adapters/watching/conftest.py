@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.watching import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, Change, ChangeBatch, Watcher
+from adapters.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from adapters.watching import Change, ChangeBatch, Watcher
 
 DEADLINE_S = 10.0
 

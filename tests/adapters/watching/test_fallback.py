@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 from watchdog.observers import inotify_c
 
-from adapters.watching import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, Watcher
+from adapters.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from adapters.watching import Watcher
 
 if TYPE_CHECKING:
     from conftest import WatcherFactory

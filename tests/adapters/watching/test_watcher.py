@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.watching import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, ChangeBatch, Watcher
+from adapters.defaults import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+from adapters.watching import ChangeBatch, Watcher
 
 if TYPE_CHECKING:
     from conftest import WatcherFactory
