@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.ledger.records import FileOutcome
-from adapters.patching import PatchRejected, Plan, PlannedFile
+from adapters.patching import PatchDoesNotApply, Plan, PlannedFile
 from adapters.patching.diffing import FileDiff, file_diff
 from adapters.workspace.transaction import FileChange, sha256_or_none
 
@@ -66,6 +66,6 @@ def without_host_paths(message: str, root: str) -> str:
     return message.replace(root + "/", "").replace(root, ".") if root else message
 
 
-def rejection_message(exc: PatchRejected) -> str:
+def rejection_message(exc: PatchDoesNotApply) -> str:
     n = len(exc.failures) + len(exc.violations)
     return f"the patch does not apply: {n} problem(s): {exc}"

@@ -57,8 +57,8 @@ from adapters.ledger.projection import PatchView
 from adapters.ledger.records import ErrorCode, FlowError, PatchCommand, PatchOutcome
 from adapters.ledger.status import ON_DISK, PatchStatus
 from adapters.patching import (
+    PatchDoesNotApply,
     PatchParseError,
-    PatchRejected,
     Sandbox,
     SandboxView,
     SandboxViolation,
@@ -280,7 +280,7 @@ class PatchFlow:
             # patch is refused, the actor goes on.
             message = f"the workspace changed while the patch was checked: {exc.strerror}"
             return self._reject(pid, "sandbox", message, {})
-        except PatchRejected as exc:
+        except PatchDoesNotApply as exc:
             code: ErrorCode = (
                 "conflict"
                 if exc.is_conflict

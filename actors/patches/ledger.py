@@ -3,8 +3,8 @@ answers built from those views.
 
 Events can be held (`defer=True`) and appended with the patch's next event, in one commit: a
 patch's PatchReceived goes to disk with whatever comes next, so an apply makes one durable
-commit. Views of recent patches are kept (a bounded LRU: one per patch for the life of the
-process grew the node by ~3.5 KB a patch); any other is folded again from its own stream.
+commit. Views of recent patches are kept (a bounded LRU, so memory stays flat: a view costs
+~3.5 KB); any other is folded again from its own stream.
 Every client id is kept: idempotency needs them all."""
 
 from __future__ import annotations

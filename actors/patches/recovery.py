@@ -70,8 +70,9 @@ def _recover_apply(flow: PatchFlow, pid: str) -> None:
     journal = applying[-1].data if applying else {}
     recorded = journal.get("changes")
     if recorded is None:
-        # Recorded by an older version, which journaled in a file: recover() has resolved any
-        # file there was, so this one died before writing its journal (or anything).
+        # A PatchApplying without changes names a transaction journaled in a file (stores
+        # written before the journal was the event): recover() has resolved any such file, so
+        # this one died before writing its journal (or anything).
         _recovered(flow, pid, "not_started", was="applying")
         return
     blob = flow.ledger.blob_or_none

@@ -151,7 +151,7 @@ class Plan:
 
 # What one rejection reports, however hostile the patch (SPEC §4's 422 and its event): the
 # first failures in full, counts for the rest, and long lines cut. A file with one 30,000-char
-# line and a patch of 20,000 failing hunks once made a 606 MB rejection event.
+# line and a patch of 20,000 failing hunks would otherwise make a 606 MB rejection event.
 MAX_REPORTED_PROBLEMS = 50
 MAX_REPORTED_LINE = 400  # characters of one closest line
 MAX_REPORTED_HUNK = 4000  # characters of one hunk as written
@@ -244,7 +244,7 @@ class SandboxViolation(Exception):
 _MESSAGE_PROBLEMS = 10  # problems named in the one-line message
 
 
-class PatchRejected(Exception):
+class PatchDoesNotApply(Exception):
     """Every reason the patch cannot apply, gathered before giving up (never the first only).
     Nothing has been written when this is raised."""
 

@@ -19,7 +19,7 @@ from adapters.patching.model import (
     FileOp,
     HunkFailure,
     ParsedPatch,
-    PatchRejected,
+    PatchDoesNotApply,
     Plan,
     PlannedFile,
     SandboxViolation,
@@ -34,7 +34,7 @@ T = TypeVar("T")
 def plan(
     parsed: ParsedPatch, view: WorkspaceView, *, regex_timeout_s: float = REGEX_TIMEOUT_S
 ) -> Plan:
-    """The plan, or PatchRejected listing every failing hunk and every sandbox violation."""
+    """The plan, or PatchDoesNotApply listing every failing hunk and every sandbox violation."""
     return _Planner(view, regex_timeout_s).run(parsed)
 
 
@@ -76,7 +76,7 @@ class _Planner:
             if after is not None and after != self.original[path]:
                 self._guard(self.view.check_content, path, after)
         if self.failures or self.violations:
-            raise PatchRejected(tuple(self.failures), tuple(self.violations))
+            raise PatchDoesNotApply(tuple(self.failures), tuple(self.violations))
         return Plan(parsed.format, tuple(self._planned()))
 
     # -- operations

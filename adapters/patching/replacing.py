@@ -3,7 +3,7 @@
 Literal by default. Regexes use the `regex` module with `timeout=`: a catastrophic pattern
 such as `(a+)+$` on a long line is stopped after REGEX_TIMEOUT_S and reported, so no thread is
 ever stuck in the matcher. The result's size is known before it is built (a 100 KB request
-of a one-character pattern and a long replacement once built a 3 GB string): past `max_chars`
+of a one-character pattern and a long replacement would build a 3 GB string): past `max_chars`
 characters (at least as many bytes) it is refused as too large. In a file whose lines all end
 with CRLF the pattern sees LF (as the
 model wrote it) and CRLF is put back afterwards.

@@ -3,7 +3,7 @@ everything blocks and is meant to be called from actor threads)."""
 
 from adapters.processes.env import clean_env
 from adapters.processes.group import ExitStatus, ProcessGroup, ProcessStartError
-from adapters.processes.http_check import CheckResult, http_check
+from adapters.processes.http_check import ProbeResult, http_check
 from adapters.processes.ports import PortOwner, cannot_listen, is_port_open, port_owner
 from adapters.processes.service import (
     CrashLoopDetector,
@@ -20,11 +20,11 @@ from adapters.processes.tunnel import (
 )
 
 __all__ = [
-    "CheckResult",
     "CrashLoopDetector",
     "ExitStatus",
     "PortInUseError",
     "PortOwner",
+    "ProbeResult",
     "ProcessGroup",
     "ProcessStartError",
     "ServiceExit",

@@ -19,7 +19,7 @@ MAX_BODY = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class CheckResult:
+class ProbeResult:
     ok: bool
     reason: str  # "HTTP 200", "HTTP 502", "connection refused", "timed out"...
     status: int | None = None
@@ -43,15 +43,15 @@ def _opener(url: str) -> urllib.request.OpenerDirector:
     return urllib.request.build_opener()
 
 
-def http_check(url: str, timeout_s: float = 10.0, max_body: int = MAX_BODY) -> CheckResult:
+def http_check(url: str, timeout_s: float = 10.0, max_body: int = MAX_BODY) -> ProbeResult:
     """GET `url`; ok when it answers 2xx and the body (first `max_body` bytes) arrives."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        return CheckResult(False, f"not an http(s) URL: {url!r}")
+        return ProbeResult(False, f"not an http(s) URL: {url!r}")
     started = time.monotonic()
     deadline = started + timeout_s
 
-    def done(ok: bool, reason: str, status: int | None = None) -> CheckResult:
-        return CheckResult(ok, reason, status, time.monotonic() - started)
+    def done(ok: bool, reason: str, status: int | None = None) -> ProbeResult:
+        return ProbeResult(ok, reason, status, time.monotonic() - started)
 
     request = urllib.request.Request(url, headers={"User-Agent": "ghost-runner-health"})
     try:

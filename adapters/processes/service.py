@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from adapters.processes import ports, tree
 from adapters.processes.group import Command, ExitStatus, LineHandler, ProcessGroup
-from adapters.processes.http_check import CheckResult, http_check
+from adapters.processes.http_check import ProbeResult, http_check
 
 
 class PortInUseError(RuntimeError):
@@ -116,18 +116,18 @@ class ServiceProcess:
             tuple(captures["stdout"].last_lines(self._tail_lines)),
         )
 
-    def health(self) -> CheckResult:
+    def health(self) -> ProbeResult:
         """health_url answering 2xx if given, else the port accepting connections, else the
         process being alive. Blocking: call from an actor thread."""
         if not self.running:
-            return CheckResult(False, "not running")
+            return ProbeResult(False, "not running")
         if self.health_url is not None:
             return http_check(self.health_url, self._health_timeout_s)
         if self.port is not None:
             if ports.is_port_open(self.host, self.port, self._health_timeout_s):
-                return CheckResult(True, f"port {self.port} open")
-            return CheckResult(False, f"port {self.port} not accepting connections")
-        return CheckResult(True, "running")
+                return ProbeResult(True, f"port {self.port} open")
+            return ProbeResult(False, f"port {self.port} not accepting connections")
+        return ProbeResult(True, "running")
 
     def rss_bytes(self) -> int:
         """Resident memory of the service and every process it started."""

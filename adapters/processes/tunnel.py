@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from adapters.processes.group import Command, ExitStatus, ProcessGroup, Stream
-from adapters.processes.http_check import CheckResult, http_check
+from adapters.processes.http_check import ProbeResult, http_check
 
 TunnelState = Literal["stopped", "starting", "running", "exited"]
 
@@ -116,13 +116,13 @@ class TunnelProcess:
             lines += capture.last_lines(n)
         return lines[-n:]
 
-    def check(self) -> CheckResult:
+    def check(self) -> ProbeResult:
         """GET <url>/health through the tunnel (blocking: call from an actor thread)."""
         status = self.poll()
         if status is not None:
-            return CheckResult(False, f"tunnel process exited ({status.describe()})")
+            return ProbeResult(False, f"tunnel process exited ({status.describe()})")
         if self._url is None:
-            return CheckResult(False, "no public URL yet")
+            return ProbeResult(False, "no public URL yet")
         return http_check(self._url.rstrip("/") + self._health_path, self._check_timeout_s)
 
     def _line(self, stream: Stream, line: str) -> None:
@@ -172,7 +172,7 @@ class TunnelMonitor:
         why = f"{self.consecutive_failures} failed checks in a row, last: {reason or 'failed'}"
         return self._become("down", why, url)
 
-    def on_result(self, result: CheckResult, url: str | None = None) -> TunnelTransition | None:
+    def on_result(self, result: ProbeResult, url: str | None = None) -> TunnelTransition | None:
         return self.on_check(result.ok, result.reason, url)
 
     def on_exit(self, reason: str) -> TunnelTransition | None:

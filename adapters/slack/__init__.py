@@ -16,7 +16,7 @@ from adapters.slack.commands import (
 )
 from adapters.slack.message import SlackMessage
 from adapters.slack.outbox import SlackOutbox, StepResult
-from adapters.slack.render import CANDIDATE_TYPES, CrashLoopDetector, Renderer, render_event
+from adapters.slack.render import CANDIDATE_TYPES, CrashLoopAlerts, Renderer, render_event
 from adapters.slack.replies import (
     SLOW_SUBCOMMANDS,
     ControlError,
@@ -39,7 +39,7 @@ __all__ = [
     "SLOW_SUBCOMMANDS",
     "BotSender",
     "ControlError",
-    "CrashLoopDetector",
+    "CrashLoopAlerts",
     "NodeControl",
     "NullSender",
     "Renderer",

@@ -234,7 +234,7 @@ _RENDERERS: dict[str, Callable[[RecordedEvent, str | None], SlackMessage | None]
 
 def render_event(event: RecordedEvent, base: str | None = None) -> SlackMessage | None:
     """The message for one event, or None when it is not worth a ping. ServiceExited alone is
-    never worth one: see CrashLoopDetector."""
+    never worth one: see CrashLoopAlerts."""
     if event.type in OWN_TYPES:
         return None
     renderer = _RENDERERS.get(event.type)
@@ -266,7 +266,7 @@ def _unrenderable(event: RecordedEvent, base: str | None) -> SlackMessage:
     return _message("unrenderable", event, headline, [], dashboard_url(base))
 
 
-class CrashLoopDetector:
+class CrashLoopAlerts:
     """A service is crash-looping when it exits `threshold` times within `window_s` seconds
     (by the events' recorded_at). Alerts once per loop: again only after a quiet window."""
 
@@ -303,11 +303,11 @@ class Renderer:
         self,
         dashboard_base: str | None = None,
         digest_threshold: int = 5,
-        crash_loop: CrashLoopDetector | None = None,
+        crash_loop: CrashLoopAlerts | None = None,
     ) -> None:
         self.dashboard_base = dashboard_base
         self.digest_threshold = digest_threshold
-        self.crash_loop = crash_loop or CrashLoopDetector()
+        self.crash_loop = crash_loop or CrashLoopAlerts()
 
     def seed(self, events: Sequence[RecordedEvent]) -> None:
         """Replay already-notified history into the detector (after a restart), sending nothing."""

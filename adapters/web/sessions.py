@@ -4,8 +4,8 @@ A sign-in (`GET /dashboard?token=`) makes a random session id, which is the cook
 sha256 is kept, with its expiry, in `<state>/sessions` (0600, rewritten atomically on every
 change), so a restarted node still knows its sessions and a copy of that file signs nobody
 in. `DELETE /dashboard/session` ends the caller's session (sign out), `POST /sessions/revoke`
-(the node token) ends every one, as `ghost sessions revoke` does. The cookie was once derived
-from the token, the same for every sign-in: ending one meant changing the token.
+(the node token) ends every one, as `ghost sessions revoke` does. Each sign-in has a cookie of
+its own, so ending one never means changing the token.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.patching import MemoryView, PatchParseError, PatchRejected, parse_body, plan
+from adapters.patching import MemoryView, PatchDoesNotApply, PatchParseError, parse_body, plan
 from tests.adapters.patching.support import CORPUS, apply_plan, read_tree
 
 CASES = sorted(p.parent for p in CORPUS.glob("*/*/expect.json"))
@@ -47,7 +47,7 @@ def test_case(case: Path) -> None:
         return
     parsed = parse_body(body)
     if outcome == "rejected":
-        with pytest.raises(PatchRejected) as rejected:
+        with pytest.raises(PatchDoesNotApply) as rejected:
             plan(parsed, MemoryView(before))
         failures = rejected.value.failures
         assert sorted(f.reason for f in failures) == sorted(expect.get("reasons", [])), (

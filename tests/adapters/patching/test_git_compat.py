@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.patching import MemoryView, PatchRejected, parse_body, plan, unified_diff
+from adapters.patching import MemoryView, PatchDoesNotApply, parse_body, plan, unified_diff
 from tests.adapters.patching.gitcases import Edit, edits, git_apply, git_diff
 from tests.adapters.patching.support import apply_plan
 
@@ -21,7 +21,7 @@ _HEADER = re.compile(r"^@@ -(\d+)", re.MULTILINE)
 def _ours(files: dict[str, bytes], patch: str) -> dict[str, bytes] | None:
     try:
         result = plan(parse_body({"format": "unified", "patch": patch}), MemoryView(files))
-    except PatchRejected:
+    except PatchDoesNotApply:
         return None
     return apply_plan(files, result)
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from adapters.patching import MemoryView, PatchRejected, parse_body, plan
+from adapters.patching import MemoryView, PatchDoesNotApply, parse_body, plan
 
 LONG = ("a" * 5000 + "!\n").encode()
 
@@ -21,7 +21,7 @@ def hybrid(pattern: str, replacement: str = "x", **extra: object) -> dict[str, o
 @pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a|a)*$", r"(a|aa)+$", r"(a+)+b"])
 def test_catastrophic_regex_fails_clearly_within_bounded_time(pattern: str) -> None:
     started = time.monotonic()
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(hybrid(pattern)), MemoryView({"f.txt": LONG}), regex_timeout_s=0.3)
     elapsed = time.monotonic() - started
     (failure,) = rejected.value.failures
@@ -32,7 +32,7 @@ def test_catastrophic_regex_fails_clearly_within_bounded_time(pattern: str) -> N
 
 def test_default_timeout_is_about_one_second() -> None:
     started = time.monotonic()
-    with pytest.raises(PatchRejected):
+    with pytest.raises(PatchDoesNotApply):
         plan(parse_body(hybrid(r"(a+)+$")), MemoryView({"f.txt": LONG}))
     assert time.monotonic() - started < 3.0
 
@@ -56,7 +56,7 @@ def test_literal_by_default_even_with_regex_characters() -> None:
 
 def test_not_found_shows_closest_lines() -> None:
     body = {"target_file": "f.txt", "patch": {"pattern": "def compute(a, c):", "replacement": ""}}
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(body), MemoryView({"f.txt": b"import x\n\ndef compute(a, b):\n  pass\n"}))
     (failure,) = rejected.value.failures
     assert failure.reason == "not_found"
@@ -75,7 +75,7 @@ def test_a_replacement_that_would_grow_past_max_file_bytes_is_refused_before_it_
         "patch": {"pattern": "a", "replacement": "b" * 100_000, "regex": regex},
     }
     started = time.monotonic()
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(body), MemoryView(files, max_file_bytes=1024 * 1024))
     assert time.monotonic() - started < 5.0
     (violation,) = rejected.value.violations

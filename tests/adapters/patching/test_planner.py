@@ -9,7 +9,7 @@ import pytest
 
 from adapters.patching import (
     MemoryView,
-    PatchRejected,
+    PatchDoesNotApply,
     Sandbox,
     SandboxView,
     parse_body,
@@ -43,7 +43,7 @@ def test_add_then_delete_plans_nothing_for_that_file() -> None:
 
 def test_a_move_may_not_share_its_files_with_other_ops() -> None:
     body = v4a("*** Update File: a\n*** Move to: b\n", "*** Update File: b\n-a\n+c\n")
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(body), MemoryView({"a": b"a\n"}))
     assert [f.reason for f in rejected.value.failures] == ["conflicting_ops"]
 
@@ -63,7 +63,7 @@ def test_base_hashes_conflict_distinctly() -> None:
     ok = dict(body, base={"a.txt": sha(b"a\n"), "b.txt": sha(b"b\n")})
     assert plan(parse_body(ok), MemoryView(files)).files[0].after == b"A\n"
     stale = dict(body, base={"a.txt": sha(b"other\n"), "gone.txt": sha(b"")})
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(stale), MemoryView(files))
     assert rejected.value.is_conflict
     assert [f.reason for f in rejected.value.failures] == ["stale_base", "stale_base"]
@@ -76,7 +76,7 @@ def test_rejection_lists_every_failure_and_serialises() -> None:
         "*** Delete File: missing\n",
         "*** Add File: a\n+dup\n",
     )
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(body), MemoryView({"a": b"content\n"}))
     reasons = [f.reason for f in rejected.value.failures]
     assert reasons == ["not_found", "not_found", "missing_file", "already_exists"]

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from adapters.patching import (
     MemoryView,
     ParsedPatch,
+    PatchDoesNotApply,
     PatchParseError,
-    PatchRejected,
     Plan,
     parse_body,
     plan,
@@ -59,10 +59,10 @@ def _search_replace(edit: Edit, context: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def _plan_or_rejection(parsed: ParsedPatch, files: dict[str, bytes]) -> Plan | PatchRejected:
+def _plan_or_rejection(parsed: ParsedPatch, files: dict[str, bytes]) -> Plan | PatchDoesNotApply:
     try:
         return plan(parsed, MemoryView(files))
-    except PatchRejected as rejected:
+    except PatchDoesNotApply as rejected:
         return rejected
 
 
@@ -80,7 +80,7 @@ def test_v4a_from_a_real_edit_is_right_or_ambiguous(edit: Edit, context: int) ->
     files = {"f": edit.old}
     parsed = parse_body({"patch": _v4a(edit, context)})
     result = _plan_or_rejection(parsed, files)
-    if isinstance(result, PatchRejected):
+    if isinstance(result, PatchDoesNotApply):
         assert {f.reason for f in result.failures} == {"ambiguous"}, result
         assert all(len(f.candidates) >= 2 for f in result.failures)
         return
@@ -96,7 +96,7 @@ def test_search_replace_from_a_real_edit_is_right_or_ambiguous(edit: Edit, conte
     text = _search_replace(edit, context)
     assume(text)
     result = _plan_or_rejection(parse_body({"patch": text}), files)
-    if isinstance(result, PatchRejected):
+    if isinstance(result, PatchDoesNotApply):
         assert {f.reason for f in result.failures} <= {"ambiguous"}, result
         return
     assert apply_plan(files, result) == {"f": edit.new}
@@ -150,7 +150,7 @@ def test_junk_is_parse_error_or_rejection_or_a_faithful_plan(
     except PatchParseError:
         return
     result = _plan_or_rejection(parsed, files)
-    if isinstance(result, PatchRejected):
+    if isinstance(result, PatchDoesNotApply):
         return
     for planned in result.files:
         assert planned.before == files.get(planned.move_from or planned.path)

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.patching import (
     MemoryView,
-    PatchRejected,
+    PatchDoesNotApply,
     Sandbox,
     SandboxView,
     SandboxViolation,
@@ -173,7 +173,7 @@ def test_planner_collects_every_violation_and_writes_nothing(workspace: Path) ->
         "*** Update File: blob.bin\n-x\n+y\n*** End Patch\n"
     )
     before = sorted(p.name for p in workspace.rglob("*"))
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body({"patch": patch}), SandboxView(sandbox(workspace)))
     reasons = sorted(v.reason for v in rejected.value.violations)
     assert reasons == ["binary", "excluded", "symlink_escape", "traversal"]
@@ -182,7 +182,7 @@ def test_planner_collects_every_violation_and_writes_nothing(workspace: Path) ->
 
 def test_new_content_over_the_limit_is_refused_by_the_planner() -> None:
     body = {"files": [{"path": "big.txt", "content": "x" * 2000}]}
-    with pytest.raises(PatchRejected) as rejected:
+    with pytest.raises(PatchDoesNotApply) as rejected:
         plan(parse_body(body), MemoryView({}, max_file_bytes=1000))
     assert [v.reason for v in rejected.value.violations] == ["too_large"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from adapters.processes.http_check import CheckResult, http_check
+from adapters.processes.http_check import ProbeResult, http_check
 from adapters.processes.tunnel import (
     TunnelMonitor,
     TunnelProcess,
@@ -122,7 +122,7 @@ def test_no_url_in_time_is_an_error_naming_the_output(
     fakes: Any, tunnels: list[TunnelProcess]
 ) -> None:
     tunnel = start(tunnels, fakes.service("crash", "--after", "5"), url_pattern=CLOUDFLARE)
-    assert tunnel.check() == CheckResult(False, "no public URL yet")
+    assert tunnel.check() == ProbeResult(False, "no public URL yet")
     with pytest.raises(TunnelUrlError, match=r"no URL in 0.3 s; last output: starting up"):
         tunnel.wait_for_url(timeout_s=0.3)
 
@@ -177,7 +177,7 @@ def test_never_up_tunnel_is_reported_down() -> None:
 
 
 def test_http_check_refuses_other_schemes_and_reports_refusals() -> None:
-    assert http_check("file:///etc/passwd") == CheckResult(
+    assert http_check("file:///etc/passwd") == ProbeResult(
         False, "not an http(s) URL: 'file:///etc/passwd'"
     )
     refused = http_check("http://127.0.0.1:1/health", timeout_s=1)

@@ -12,7 +12,7 @@ from adapters.slack import diffstat
 from adapters.slack.message import SlackMessage, chunk_lines, dashboard_url, esc
 from adapters.slack.render import (
     CANDIDATE_TYPES,
-    CrashLoopDetector,
+    CrashLoopAlerts,
     Renderer,
     digest,
     render_event,
@@ -176,7 +176,7 @@ def exited(n: int, seconds: float, service: str = "expo", **extra: Any) -> Recor
 
 
 def test_crash_loop_alerts_once_per_loop() -> None:
-    detector = CrashLoopDetector(threshold=3, window_s=60)
+    detector = CrashLoopAlerts(threshold=3, window_s=60)
     results = [detector.observe(exited(i, t)) for i, t in enumerate([0, 10, 20, 30, 40], 1)]
     assert results == [None, None, 3, None, None]
     # a quiet window later it is a new loop
@@ -185,20 +185,20 @@ def test_crash_loop_alerts_once_per_loop() -> None:
 
 
 def test_spread_out_or_expected_exits_are_not_a_loop() -> None:
-    detector = CrashLoopDetector(threshold=3, window_s=60)
+    detector = CrashLoopAlerts(threshold=3, window_s=60)
     assert [detector.observe(exited(i, i * 100)) for i in range(5)] == [None] * 5
     assert [detector.observe(exited(9 + i, 1000, expected=True)) for i in range(5)] == [None] * 5
 
 
 def test_renderer_turns_a_crash_loop_into_one_message() -> None:
-    renderer = Renderer(BASE, crash_loop=CrashLoopDetector(threshold=3, window_s=60))
+    renderer = Renderer(BASE, crash_loop=CrashLoopAlerts(threshold=3, window_s=60))
     messages = renderer.render([exited(i, i) for i in range(1, 6)])
     assert [m.kind for m in messages] == ["service_crash_loop"]
     assert "Service `expo` is crash-looping: 3 exits in 60 s" in messages[0].text
 
 
 def test_seeded_history_counts_but_sends_nothing() -> None:
-    renderer = Renderer(BASE, crash_loop=CrashLoopDetector(threshold=3, window_s=60))
+    renderer = Renderer(BASE, crash_loop=CrashLoopAlerts(threshold=3, window_s=60))
     renderer.seed([exited(1, 0), exited(2, 1)])
     assert [m.kind for m in renderer.render([exited(3, 2)])] == ["service_crash_loop"]
 
@@ -277,7 +277,7 @@ KEYS = st.sampled_from(
     data=st.dictionaries(KEYS, JUNK, max_size=8),
 )
 def test_any_data_shape_renders_without_error(type: str, data: dict[str, Any]) -> None:
-    renderer = Renderer(BASE, crash_loop=CrashLoopDetector(threshold=1))
+    renderer = Renderer(BASE, crash_loop=CrashLoopAlerts(threshold=1))
     for message in renderer.render([ev(type, data)]):
         assert message.kind != "unrenderable"
         json.dumps(message.payload())
