@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from actors.backoff import BackoffPolicy
 from actors.base import GhostActor
 from actors.spec import ChildSpec, Liveness
+from eventstore import RecordedEvent
 
 FAST = BackoffPolicy(min_s=0.01, max_s=0.05, jitter=0.0)
 NO_PING = Liveness(interval_s=None)
@@ -87,3 +89,22 @@ class Worker(GhostActor):
 
 def worker_spec(name: str, control: Control, **kwargs: Any) -> ChildSpec:
     return ChildSpec(name, lambda: Worker(control), **kwargs)
+
+
+FAST_SUPERVISOR = """
+[supervisor]
+min_backoff_s = 0.05
+max_backoff_s = 0.4
+max_restarts = {max_restarts}
+period_s = 60
+"""
+
+
+def write_config(tmp: Path, body: str) -> Path:
+    path = tmp / "ghost.toml"
+    path.write_text(body)
+    return path
+
+
+def types(events: list[RecordedEvent]) -> list[str]:
+    return [e.type for e in events]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.actors.nodeproc import FAST_SUPERVISOR, NodeProcess, types, write_config
+from tests.actors.support import FAST_SUPERVISOR, types, write_config
+from tests.node_process import NodeProcess
 
 
 @pytest.fixture
@@ -21,8 +22,14 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
+def _started(ws: Path, *args: str, env: dict[str, str] | None = None) -> NodeProcess:
+    """A node whose events the test follows from its first one: not waited for, its output
+    captured."""
+    return NodeProcess(ws, *args, env=env, wait=False, capture=True)
+
+
 def test_clean_start_and_sigterm(ws: Path) -> None:
-    node = NodeProcess(ws)
+    node = _started(ws)
     try:
         events = node.wait_for(lambda ev: "ActorStarted" in types(ev))
         _wait_for_node_json(ws)  # written once the reactor runs and the API is bound
@@ -55,7 +62,7 @@ def test_a_stop_signal_while_starting_is_a_clean_stop(
     handlers are in place, SIGTERM or Ctrl-C must not kill the process with NodeStopped
     unwritten. The delays spread the signal over the start (actors launching, the reactor
     starting), where a window once opened."""
-    node = NodeProcess(ws)
+    node = _started(ws)
     deadline = time.monotonic() + 20
     while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -67,7 +74,7 @@ def test_a_stop_signal_while_starting_is_a_clean_stop(
 def test_ctrl_c_stops_a_running_node(ws: Path) -> None:
     """SIGINT (Ctrl-C in a terminal) is a clean stop once the node serves: the handler that
     holds signals while starting must not keep Twisted from installing its own."""
-    node = NodeProcess(ws)
+    node = _started(ws)
     node.wait_for(lambda ev: "ActorStarted" in types(ev))
     _wait_for_node_json(ws)
     node.signal(signal.SIGINT)
@@ -89,10 +96,10 @@ def _assert_stopped_cleanly(node: NodeProcess) -> None:
 
 
 def test_second_node_on_the_same_state_dir_exits_2(ws: Path) -> None:
-    first = NodeProcess(ws)
+    first = _started(ws)
     try:
         first.wait_for(lambda ev: "NodeStarted" in types(ev))
-        second = NodeProcess(ws)
+        second = _started(ws)
         assert second.wait() == 2
         _, err = second.output()
         assert "lock" in err.lower() or "already" in err.lower()
@@ -103,11 +110,11 @@ def test_second_node_on_the_same_state_dir_exits_2(ws: Path) -> None:
 
 
 def test_sigkill_then_start_records_the_unclean_end(ws: Path) -> None:
-    first = NodeProcess(ws)
+    first = _started(ws)
     first.wait_for(lambda ev: "ActorStarted" in types(ev))
     first.proc.kill()
     first.wait()
-    second = NodeProcess(ws)
+    second = _started(ws)
     try:
         events = second.wait_for(lambda ev: types(ev).count("NodeStarted") == 2)
         stopped = [e for e in events if e.type == "NodeStopped"]
@@ -126,7 +133,7 @@ def test_an_actor_failing_over_and_over_is_restarted_with_growing_backoff(
     ws: Path, tmp_path: Path
 ) -> None:
     config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=1000))
-    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash:0.02")
+    node = _started(ws, "--config", str(config), "--chaos", "crash:0.02")
     try:
         events = node.wait_for(lambda ev: types(ev).count("ActorRestarting") >= 6)
         failed = [e for e in events if e.type == "ActorFailed"]
@@ -145,7 +152,7 @@ def test_an_actor_failing_over_and_over_is_restarted_with_growing_backoff(
 
 def test_root_giving_up_exits_70(ws: Path, tmp_path: Path) -> None:
     config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=3))
-    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash:0.02")
+    node = _started(ws, "--config", str(config), "--chaos", "crash:0.02")
     assert node.wait(30) == 70
     events = node.events()
     assert "SupervisorGaveUp" in types(events)
@@ -156,7 +163,7 @@ def test_root_giving_up_exits_70(ws: Path, tmp_path: Path) -> None:
 
 def test_crash_in_setup_is_supervised_too(ws: Path, tmp_path: Path) -> None:
     config = write_config(ws, FAST_SUPERVISOR.format(max_restarts=2))
-    node = NodeProcess(ws, "--config", str(config), "--chaos", "crash-on-start")
+    node = _started(ws, "--config", str(config), "--chaos", "crash-on-start")
     assert node.wait(30) == 70
     failed = [e for e in node.events() if e.type == "ActorFailed"]
     assert failed
@@ -191,7 +198,7 @@ def _ready_and_pinging(messages: list[str]) -> bool:
 def test_sd_notify_ready_watchdog_and_stopping(ws: Path, tmp_path: Path) -> None:
     sock = _notify_socket(tmp_path)
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
-    node = NodeProcess(ws, env=env)
+    node = _started(ws, env=env)
     try:
         # Waits for the condition, not a fixed time: a busy machine may start slowly.
         messages = _drain(sock, 30.0, until=_ready_and_pinging)
@@ -207,7 +214,7 @@ def test_sd_notify_ready_watchdog_and_stopping(ws: Path, tmp_path: Path) -> None
 def test_watchdog_stops_while_an_actor_is_hung(ws: Path, tmp_path: Path) -> None:
     sock = _notify_socket(tmp_path)
     env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
-    node = NodeProcess(ws, "--chaos", "hang:4", env=env)
+    node = _started(ws, "--chaos", "hang:4", env=env)
     try:
         # Healthy first: pings arrive (within the hang's 4 s, however slow the start was).
         deadline = time.monotonic() + 4
@@ -246,7 +253,7 @@ def test_bad_config_exits_2_naming_the_problem(
     ws: Path, tmp_path: Path, body: str, needle: str
 ) -> None:
     config = write_config(ws, body)
-    node = NodeProcess(ws, "--config", str(config))
+    node = _started(ws, "--config", str(config))
     assert node.wait() == 2
     _, err = node.output()
     assert needle in err
@@ -255,7 +262,7 @@ def test_bad_config_exits_2_naming_the_problem(
 
 def test_bad_arguments_exit_2(ws: Path) -> None:
     for args in (["--port", "nope"], ["--chaos", "explode"], ["--config", "/no/such.toml"]):
-        node = NodeProcess(ws, *args)
+        node = _started(ws, *args)
         assert node.wait() == 2, args
         assert "Traceback" not in node.output()[1]
 
@@ -264,7 +271,7 @@ def test_sigterm_again_and_again_through_the_start_is_one_clean_stop(ws: Path) -
     """A SIGTERM every few milliseconds from NodeStarted until the process exits lands in every
     phase of the start (holding, the reactor installing its handlers, serving, stopping): each
     one must be a clean stop request, never the default action that kills the process."""
-    node = NodeProcess(ws)
+    node = _started(ws)
     deadline = time.monotonic() + 20
     while "NodeStarted" not in types(node.events()) and time.monotonic() < deadline:
         time.sleep(0.001)

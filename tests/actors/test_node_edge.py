@@ -20,7 +20,8 @@ import pytest
 
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError
 from tests.adapters.slack.fake_slack import FakeSlack
-from tests.adapters.web.support import Client, Node, write_workspace
+from tests.adapters.web.support import Client, write_workspace
+from tests.node_process import NodeProcess
 
 TESTS = Path(__file__).resolve().parents[1]
 FAKE_TUNNEL = TESTS / "adapters" / "processes" / "fake_tunnel.py"
@@ -45,7 +46,7 @@ def _until(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> An
 
 
 class EdgeNode:
-    def __init__(self, root: Path, node: Node, slack: FakeSlack, service_port: int) -> None:
+    def __init__(self, root: Path, node: NodeProcess, slack: FakeSlack, service_port: int) -> None:
         self.root = root
         self.node = node
         self.slack = slack
@@ -83,8 +84,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeNode]:
         f'health_url = "http://127.0.0.1:{service_port}/"\n'
     )
     slack = FakeSlack().start()
-    # Node() adds its own --port 0; the config's fixed port must win, so pass it again.
-    node = Node(
+    # NodeProcess() adds its own --port 0; the config's fixed port must win, so pass it again.
+    node = NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),

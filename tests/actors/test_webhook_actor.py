@@ -17,13 +17,14 @@ import pytest
 from eventstore import SQLiteEventStore
 from tests.adapters.slack.fake_slack import FakeSlack
 from tests.adapters.slack.test_commands import form, signed
-from tests.adapters.web.support import NODE, Node, write_workspace
+from tests.adapters.web.support import NODE, write_workspace
+from tests.node_process import NodeProcess
 
 SECRET = "webhook-actor-test-signing-secret"
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(tmp_path: Path) -> Iterator[NodeProcess]:
     write_workspace(tmp_path / "ws", {"a.txt": "a\n"})
     (tmp_path / "ghost.toml").write_text(
         '[[workspace]]\nname = "main"\npath = "ws"\n\n'
@@ -31,7 +32,7 @@ def node(tmp_path: Path) -> Iterator[Node]:
         'signing_secret_env = "SLACK_SIGNING_SECRET"\n'
     )
     slack = FakeSlack().start()
-    running = Node(
+    running = NodeProcess(
         tmp_path,
         "--config",
         str(tmp_path / "ghost.toml"),
@@ -45,12 +46,12 @@ def node(tmp_path: Path) -> Iterator[Node]:
         slack.stop()
 
 
-def _webhook_starts(node: Node) -> int:
+def _webhook_starts(node: NodeProcess) -> int:
     with SQLiteEventStore(node.state_dir / "events.db", readonly=True) as store:
         return len(store.read_all(types=["ActorStarted"], streams=["actor-webhook"]))
 
 
-def test_restarted_webhook_actor_binds_the_same_port_again(node: Node) -> None:
+def test_restarted_webhook_actor_binds_the_same_port_again(node: NodeProcess) -> None:
     api = node.client()
     port = node.port
     assert api.get("/health").status == 200

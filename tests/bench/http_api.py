@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.adapters.web.support import Node, write_workspace  # noqa: E402
+from tests.adapters.web.support import NodeProcess, write_workspace  # noqa: E402
 
 BARE = """
 from twisted.internet import reactor
@@ -120,7 +120,7 @@ def add_patch(i: int) -> str:
     return f"*** Begin Patch\n*** Add File: gen/f{i}.py\n+x = {i}\n*** End Patch\n"
 
 
-def patches_per_s(node: Node, count: int, dry_run: bool, offset: int) -> float:
+def patches_per_s(node: NodeProcess, count: int, dry_run: bool, offset: int) -> float:
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     began = time.perf_counter()
     for i in range(count):
@@ -130,7 +130,7 @@ def patches_per_s(node: Node, count: int, dry_run: bool, offset: int) -> float:
 
 
 def stream_patches(
-    node: Node, rate: float, stop: threading.Event, offset: int, achieved: list[float]
+    node: NodeProcess, rate: float, stop: threading.Event, offset: int, achieved: list[float]
 ) -> None:
     """Applied patches at `rate`/s until `stop`; the rate actually reached goes in `achieved`."""
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
@@ -156,7 +156,7 @@ UNIFIED = """--- a/one.py
 """
 
 
-def single_patch(node: Node, runs: int) -> tuple[float, float]:
+def single_patch(node: NodeProcess, runs: int) -> tuple[float, float]:
     """Median ms: POST /webhook (unified, 1 file) end to end, and `git apply` of the same."""
     ws = node.workspace
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
@@ -187,7 +187,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     tmp = Path(tempfile.mkdtemp())
     bare = subprocess.Popen([sys.executable, "-c", BARE], stdout=subprocess.PIPE, text=True)
-    node = Node(write_workspace(tmp / "ws", {"one.py": "x\n"}), env={"GHOST_HTTP_RATE": "0"})
+    node = NodeProcess(write_workspace(tmp / "ws", {"one.py": "x\n"}), env={"GHOST_HTTP_RATE": "0"})
     try:
         assert bare.stdout is not None
         bare_port = int(bare.stdout.readline())

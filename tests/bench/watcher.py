@@ -208,9 +208,9 @@ class Recorded:
 
 
 def start_node(workspace: Path) -> tuple[object, psutil.Process]:
-    from tests.adapters.web.support import Node
+    from tests.node_process import NodeProcess
 
-    node = Node(workspace, env={"GHOST_HTTP_RATE": "0"})
+    node = NodeProcess(workspace, env={"GHOST_HTTP_RATE": "0"})
     client = node.client()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:  # the watcher's start rescan is done

@@ -1,6 +1,5 @@
-"""Shared by every end-to-end test: no ghost-node a test started (harness.GhostNode) outlives
-it, even when the test fails half-way. A node meant to span several tests must therefore not
-be a GhostNode started from a wider-scoped fixture."""
+"""Shared by every end-to-end test: no ghost-node a test started outlives it, even when the
+test fails half-way (nodes of wider-scoped fixtures, started before it, are left alone)."""
 
 from __future__ import annotations
 
@@ -8,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness import reap_nodes
+from tests.node_process import reap_nodes, started_count
 
 
 @pytest.fixture(autouse=True)
 def _reap_nodes() -> Iterator[None]:
+    before = started_count()
     yield
-    reap_nodes()
+    reap_nodes(before)

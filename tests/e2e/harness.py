@@ -1,9 +1,8 @@
 """Whole-node fault and load tests: a real ghost-node process driven over loopback HTTP, a
 ledger of every answer it gave, and the checks every fault test ends with.
 
-- `GhostNode`: `bin/ghost-node --config ... --state-dir ...` as a subprocess, with optional
-  environment (Slack, libfaketime). Ready once its node.json names its pid and its port
-  accepts connections. Health rounds every second (WATCHDOG_USEC, no NOTIFY_SOCKET).
+- `start_node`: `bin/ghost-node --config ... --state-dir ...` (tests/node_process.py), with
+  optional environment (Slack, libfaketime) and health rounds every second.
 - `Ledger`: every answer (HTTP status, patch id, outcome, position) from any client thread.
 - `check_answers`: every acknowledged answer has its events (same patch, same outcome, its
   position stored); `check_patch_files`: the files only patches touch hold exactly what the
@@ -18,20 +17,18 @@ import hashlib
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapters.ledger.projection import fold_all
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError
-from tests.adapters.web.support import Client, Reply
+from tests.adapters.web.support import Reply
+from tests.node_process import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = ROOT / "bin" / "ghost-node"
@@ -52,165 +49,26 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def until(
-    predicate: Callable[[], Any], what: str, timeout: float = 20.0, every: float = 0.05
-) -> Any:
-    """Poll `predicate` until it gives a truthy value (returned), or fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
-
-
 # --- the node --------------------------------------------------------------------------------
-_STARTED: list[GhostNode] = []
-
-
-def reap_nodes() -> None:
-    """Kill every node a test started and left running (a test that failed half-way)."""
-    while _STARTED:
-        node = _STARTED.pop()
-        if node.proc.poll() is None:
-            node.kill()
-
-
-class GhostNode:
-    def __init__(
-        self,
-        base: Path,
-        config: Path,
-        state_dir: Path,
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        wait: bool = True,
-    ) -> None:
-        self.base = base
-        self.config = config
-        self.state_dir = state_dir
-        clean = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("NOTIFY_", "WATCHDOG_", "GHOST_", "SLACK_", "FAKETIME"))
-            and k != "LD_PRELOAD"
-        }
-        self.stderr_path = base / "ghost-node.stderr"
-        self._stderr = self.stderr_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(NODE),
-                *("--config", str(config), "--state-dir", str(state_dir), "--port", "0"),
-                *args,
-            ],
-            cwd=base,
-            env={
-                **clean,
-                "PYTHONUNBUFFERED": "1",
-                "GHOST_HTTP_RATE": "0",
-                # Health rounds every second instead of ten (the node halves the watchdog
-                # timeout); without NOTIFY_SOCKET no ping is sent anywhere.
-                "WATCHDOG_USEC": "2000000",
-                **(env or {}),
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-        )
-        _STARTED.append(self)
-        self.port = 0
-        self.token = ""
-        if wait:
-            self.wait_ready()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def stderr_tail(self, n: int = 4000) -> str:
-        return self.stderr_path.read_text(errors="replace")[-n:]
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        node_json = self.state_dir / "node.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"ghost-node exited {self.proc.returncode}: {self.stderr_tail()}"
-                )
-            try:
-                info = json.loads(node_json.read_text())
-                if info.get("pid") == self.proc.pid:
-                    port = int(info["port"])
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        self.port = port
-                        self.token = (self.state_dir / "token").read_text().strip()
-                        return
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"ghost-node did not serve in {timeout:g} s: {self.stderr_tail()}")
-
-    def client(self, **kw: Any) -> Client:
-        kw.setdefault("token", self.token)
-        kw.setdefault("timeout", 30.0)
-        return Client(self.port, **kw)
-
-    def health(self, timeout: float = 10.0) -> Reply:
-        return self.client(timeout=timeout).get("/health")
-
-    def wait_healthy(self, timeout: float = 30.0, actors: Iterable[str] = ()) -> dict[str, Any]:
-        """GET /health 200 with status ok, and every named actor running."""
-        wanted = set(actors)
-
-        def ok() -> dict[str, Any] | None:
-            try:
-                reply = self.health(timeout=5)
-            except OSError:
-                return None
-            if reply.status != 200:
-                return None
-            body: dict[str, Any] = reply.json
-            running = {n for n, a in body.get("actors", {}).items() if a.get("state") == "running"}
-            return body if body.get("status") == "ok" and wanted <= running else None
-
-        return until(ok, f"a healthy node ({sorted(wanted)} running)", timeout)  # type: ignore[no-any-return]
-
-    def wait_watchers_ready(self, timeout: float = 30.0) -> None:
-        """Every watcher finished its start rescan (so later edits are live changes)."""
-
-        def ready() -> bool:
-            try:
-                reply = self.client(timeout=5).get("/watch")
-            except OSError:
-                return False
-            if reply.status != 200:
-                return False
-            watchers = reply.json.get("watchers", [])
-            return bool(watchers) and all(w.get("ready") for w in watchers)
-
-        until(ready, "the watchers' start rescans", timeout)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-                self._stderr.close()
-                raise AssertionError(f"ghost-node ignored SIGTERM: {self.stderr_tail()}") from None
-        self._stderr.close()
-        return self.proc.returncode
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._stderr.close()
+def start_node(
+    base: Path,
+    config: Path,
+    state_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    wait: bool = True,
+) -> NodeProcess:
+    """`bin/ghost-node --config CONFIG --state-dir STATE_DIR` in `base`, without rate limits,
+    with health rounds every second instead of ten (the node halves the watchdog timeout;
+    without NOTIFY_SOCKET no ping is sent anywhere)."""
+    return NodeProcess(
+        base,
+        *("--config", str(config), "--state-dir", str(state_dir)),
+        *args,
+        env={"GHOST_HTTP_RATE": "0", "WATCHDOG_USEC": "2000000", **(env or {})},
+        state_dir=state_dir,
+        wait=wait,
+    )
 
 
 def read_events(state_dir: Path, types: Sequence[str] | None = None) -> list[RecordedEvent]:

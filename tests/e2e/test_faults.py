@@ -49,7 +49,6 @@ from tests.e2e.harness import (
     FAKE_TUNNEL,
     FORMATS,
     LIBFAKETIME,
-    GhostNode,
     Ledger,
     check_answers,
     check_patch_files,
@@ -60,12 +59,13 @@ from tests.e2e.harness import (
     patch_body,
     read_events,
     sha,
+    start_node,
     try_mount_tmpfs,
     umount,
-    until,
     value_line,
     write_config,
 )
+from tests.node_process import NodeProcess, until
 
 PKG = [f"pkg/f{i}.py" for i in range(6)]
 NOTES = [f"notes/n{i}.md" for i in range(4)]
@@ -216,12 +216,12 @@ def _run_sigkill_trials(base: Path, trials: int, seed: int) -> dict[str, Any]:
     kills_in_recovery = 0
     started = time.monotonic()
     for trial in range(trials):
-        node = GhostNode(base, config, state)
+        node = start_node(base, config, state)
         node.wait_healthy(actors=MIXED_ACTORS)
         stop = threading.Event()
 
         def worker(
-            k: int, node: GhostNode = node, trial: int = trial, stop: threading.Event = stop
+            k: int, node: NodeProcess = node, trial: int = trial, stop: threading.Event = stop
         ) -> None:
             wrng = random.Random(seed * 1000 + trial * 10 + k)
             api = node.client(timeout=10)
@@ -245,10 +245,10 @@ def _run_sigkill_trials(base: Path, trials: int, seed: int) -> dict[str, Any]:
         if rng.random() < 0.2:
             # Killed again while it recovers (journals, rescans), before it even serves.
             kills_in_recovery += 1
-            again = GhostNode(base, config, state, wait=False)
+            again = start_node(base, config, state, wait=False)
             time.sleep(rng.uniform(0.8, 2.2))  # python start-up is ~1 s of it
             again.kill()
-        node = GhostNode(base, config, state)
+        node = start_node(base, config, state)
         try:
             node.wait_healthy(actors=MIXED_ACTORS)
             assert journal_left(state) == [], "a journal survived recovery"
@@ -303,7 +303,7 @@ def _hold_exclusive(db: Path, seconds: float, held: threading.Event) -> None:
         other.close()
 
 
-def _locked_round(node: GhostNode, tag: str, hold_s: float, clients: int = 3) -> list[Any]:
+def _locked_round(node: NodeProcess, tag: str, hold_s: float, clients: int = 3) -> list[Any]:
     """Hold BEGIN EXCLUSIVE for `hold_s` while `clients` threads each add files one by one."""
     held = threading.Event()
     lock = threading.Thread(
@@ -342,7 +342,7 @@ LONG_LOCK_S = 6.5  # over it: the writes that find it locked fail
 
 def test_store_locked_by_another_process(tmp_path: Path) -> None:
     config, state = _single(tmp_path)
-    node = GhostNode(tmp_path, config, state)
+    node = start_node(tmp_path, config, state)
     try:
         node.wait_healthy(actors=["patch.main", "watcher.main"])
         ledger = Ledger()
@@ -429,7 +429,7 @@ def _no_temp_files(root: Path) -> list[str]:
 
 
 def _full_round(
-    node: GhostNode, root: Path, tag: str, ledger: Ledger, tries: int = 6, size: int = BIG
+    node: NodeProcess, root: Path, tag: str, ledger: Ledger, tries: int = 6, size: int = BIG
 ) -> list[tuple[list[str], Any]]:
     """Big three-file patches against a full disk: each fails clearly, nothing half-written."""
     api = node.client(timeout=60)
@@ -453,7 +453,7 @@ def _full_round(
     return refused
 
 
-def _recovered(node: GhostNode, root: Path, ledger: Ledger, tag: str) -> None:
+def _recovered(node: NodeProcess, root: Path, ledger: Ledger, tag: str) -> None:
     api = node.client(timeout=60)
 
     def applies() -> bool:
@@ -476,7 +476,7 @@ def _disk_full_with_tmpfs(base: Path) -> dict[str, Any]:
         root = write_workspace(ws_disk / "ws", _files(PKG))
         config = write_config(base, [{"name": "main", "path": str(root)}])
         state = state_disk / "state"
-        node = GhostNode(base, config, state)
+        node = start_node(base, config, state)
         ledger = Ledger()
         figures: dict[str, Any] = {"mechanism": "tmpfs 24 MiB x2 (workspace, state dir)"}
         try:
@@ -525,7 +525,7 @@ def test_disk_full_rlimit_fsize(tmp_path: Path) -> None:
     (prlimit), so that any write past that size fails with EFBIG, as on a full disk."""
     config, state = _single(tmp_path)
     root = tmp_path / "ws"
-    node = GhostNode(tmp_path, config, state)
+    node = start_node(tmp_path, config, state)
     ledger = Ledger()
     try:
         node.wait_healthy(actors=["patch.main", "watcher.main"])
@@ -566,9 +566,9 @@ def test_disk_full_rlimit_fsize(tmp_path: Path) -> None:
 SLACK = '\n[slack]\nwebhook_url_env = "SLACK_WEBHOOK_URL"\n'
 
 
-def _slack_node(base: Path, slack: FakeSlack) -> tuple[GhostNode, Path]:
+def _slack_node(base: Path, slack: FakeSlack) -> tuple[NodeProcess, Path]:
     config, state = _single(base, SLACK)
-    node = GhostNode(base, config, state, env={"SLACK_WEBHOOK_URL": slack.webhook_url})
+    node = start_node(base, config, state, env={"SLACK_WEBHOOK_URL": slack.webhook_url})
     node.wait_healthy(actors=["patch.main", "notifier"])
     return node, state
 
@@ -693,7 +693,7 @@ def test_tunnel_flapping(tmp_path: Path) -> None:
     config, state, port = _tunnel_config(
         tmp_path, ["--flap-after", "2", "--flap-for", "3"], PATIENT_SUPERVISOR
     )
-    node = GhostNode(tmp_path, config, state, "--port", str(port))
+    node = start_node(tmp_path, config, state, "--port", str(port))
     ledger = Ledger()
     stop = threading.Event()
     failures: list[str] = []
@@ -770,7 +770,7 @@ def test_dying_tunnel_never_takes_the_http_api_down(tmp_path: Path) -> None:
     supervisor gives up and the HTTP API never refuses a connection (this found the edge
     supervisor sharing one restart budget between the webhook and the tunnels)."""
     config, state, port = _tunnel_config(tmp_path, ["--die-after", "1"], supervisor="")
-    node = GhostNode(tmp_path, config, state, "--port", str(port))
+    node = start_node(tmp_path, config, state, "--port", str(port))
     refused = []
     try:
         node.wait_healthy(actors=["patch.main"])
@@ -797,7 +797,7 @@ def test_watcher_storm_during_patches(tmp_path: Path) -> None:
     config, state = _single(tmp_path)
     root = tmp_path / "ws"
     originals = _originals(root, PKG)
-    node = GhostNode(tmp_path, config, state)
+    node = start_node(tmp_path, config, state)
     ledger = Ledger()
     stop = threading.Event()
     storm_files = [0]
@@ -928,7 +928,7 @@ NEEDS_FAKETIME = pytest.mark.skipif(
 )
 
 
-def _step(node: GhostNode, offset_file: Path, seconds: float) -> float:
+def _step(node: NodeProcess, offset_file: Path, seconds: float) -> float:
     """Set the node's wall clock `seconds` off the real one; returns the measured skew."""
     offset_file.write_text(f"{seconds:+.0f}\n")
     api = node.client()
@@ -948,7 +948,7 @@ def test_clock_steps_back_between_runs(tmp_path: Path) -> None:
     offset.write_text("+0\n")
     env = {"GHOST_HMAC_SECRET": HMAC_SECRET, **faketime_env(offset)}
     ledger = Ledger()
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         node.wait_healthy(actors=["patch.main"])
         api = node.client()
@@ -961,7 +961,7 @@ def test_clock_steps_back_between_runs(tmp_path: Path) -> None:
         assert node.stop() == 0
     # Run 2 starts with the wall clock an hour behind.
     offset.write_text("-3600\n")
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         node.wait_healthy(actors=["patch.main"])
         api = node.client()
@@ -986,7 +986,7 @@ def test_clock_steps_back_between_runs(tmp_path: Path) -> None:
     )
 
 
-def _hmac_by_the_nodes_clock(node: GhostNode, root: Path, skew: float, ledger: Ledger) -> None:
+def _hmac_by_the_nodes_clock(node: NodeProcess, root: Path, skew: float, ledger: Ledger) -> None:
     """A caller on real time is told its timestamp is out of the window; one on the node's
     time is accepted once, and its replay refused."""
     body = patch_body(root, ["pkg/f3.py"], int(time.time()), "files")
@@ -1017,7 +1017,7 @@ def test_clock_steps_during_a_run(tmp_path: Path) -> None:
     offset.write_text("+0\n")
     env = {"GHOST_HMAC_SECRET": HMAC_SECRET, **faketime_env(offset)}
     ledger = Ledger()
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     numbers = itertools.count(1)
 
     def patches(k: int) -> None:
@@ -1083,13 +1083,13 @@ def test_hmac_signature_replayed_after_a_restart_is_refused(tmp_path: Path) -> N
     config, state = _single(tmp_path)
     env = {"GHOST_HMAC_SECRET": HMAC_SECRET}
     body = patch_body(tmp_path / "ws", ["pkg/f1.py"], 1, "files")
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         at = int(time.time())
         assert _signed_post(node.client(), body, at=at, nonce=f"restart-{at}").status == 200
     finally:
         assert node.stop() == 0
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         replayed = _signed_post(node.client(), body, at=at, nonce=f"restart-{at}")
     finally:
@@ -1106,14 +1106,14 @@ def test_hmac_replay_after_a_restart_with_the_clock_stepped_back(tmp_path: Path)
     offset.write_text("+0\n")
     env = {"GHOST_HMAC_SECRET": HMAC_SECRET, **faketime_env(offset)}
     body = patch_body(tmp_path / "ws", ["pkg/f1.py"], 1, "files")
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         at = int(time.time())
         assert _signed_post(node.client(), body, at=at, nonce=f"stepped-{at}").status == 200
     finally:
         assert node.stop() == 0
     offset.write_text("-120\n")  # NTP steps the clock two minutes back before the next start
-    node = GhostNode(tmp_path, config, state, env=env)
+    node = start_node(tmp_path, config, state, env=env)
     try:
         assert -125 < _node_now(node.client()) - time.time() < -115
         replayed = _signed_post(node.client(), body, at=at, nonce=f"stepped-{at}")
@@ -1165,11 +1165,11 @@ def _crash_after_received(config: Path, state: Path, body: dict[str, Any]) -> st
 
 def test_patch_killed_after_received_is_resolved_on_restart(tmp_path: Path) -> None:
     config, state = _single(tmp_path)
-    node = GhostNode(tmp_path, config, state)  # a first run: the store, its baseline
+    node = start_node(tmp_path, config, state)  # a first run: the store, its baseline
     assert node.stop() == 0
     body = {**patch_body(tmp_path / "ws", ["pkg/f1.py"], 1, "v4a"), "id": "retry-me"}
     pid = _crash_after_received(config, state, body)
-    node = GhostNode(tmp_path, config, state)
+    node = start_node(tmp_path, config, state)
     try:
         node.wait_healthy(actors=["patch.main"])
         api = node.client()
@@ -1198,13 +1198,13 @@ def _crash_before_the_automatic_rollback(config: Path, state: Path, body: dict[s
 @pytest.mark.slow
 def test_failed_tests_killed_before_the_rollback_roll_back_on_restart(tmp_path: Path) -> None:
     config, state = _single(tmp_path, test_command=["false"])
-    node = GhostNode(tmp_path, config, state)  # a first run: the store, its baseline
+    node = start_node(tmp_path, config, state)  # a first run: the store, its baseline
     assert node.stop() == 0
     before = (tmp_path / "ws" / "pkg/f1.py").read_text()
     body = patch_body(tmp_path / "ws", ["pkg/f1.py"], 1, "v4a")
     pid = _crash_before_the_automatic_rollback(config, state, body)
     assert (tmp_path / "ws" / "pkg/f1.py").read_text() != before  # applied, tests failed
-    node = GhostNode(tmp_path, config, state)
+    node = start_node(tmp_path, config, state)
     try:
         node.wait_healthy(actors=["patch.main"])
         status = node.client().get(f"/patches/{pid}").json["status"]

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 
 from tests.adapters.slack.fake_slack import FakeSlack
-from tests.adapters.web.support import GHOST, Client, Node, Reply, write_workspace
+from tests.adapters.web.support import GHOST, Client, Reply, write_workspace
+from tests.node_process import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -127,7 +128,7 @@ def _until(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> An
 class Session:
     root: Path
     workspace: Path
-    node: Node
+    node: NodeProcess
     slack: FakeSlack
     api: Client
     passed: set[str] = field(default_factory=set)
@@ -170,7 +171,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Session]:
         '[slack]\nwebhook_url_env = "SLACK_WEBHOOK_URL"\n'
     )
     slack = FakeSlack().start()
-    node = Node(
+    node = NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),

@@ -27,13 +27,13 @@ import pytest
 from tests.adapters.web.support import write_workspace
 from tests.e2e.harness import (
     FORMATS,
-    GhostNode,
     Ledger,
     check_answers,
     editor_save,
     ghost_verify,
     patch_body,
     rss_slope,
+    start_node,
     value_line,
     write_config,
 )
@@ -84,7 +84,7 @@ def run_load(base: Path, patches: int, clients: int, seed: int, deadline_s: floa
         write_workspace(base / ws, {**files, "notes/todo.md": "- nothing\n"})
     config = write_config(base, [{"name": ws, "path": ws} for ws in WORKSPACES])
     state = base / "state"
-    node = GhostNode(base, config, state)
+    node = start_node(base, config, state)
     ledger = Ledger()
     formats: Counter[str] = Counter()
     counter = iter(range(1, patches + 1))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import NODE, Node
+from tests.adapters.web.support import NODE
+from tests.node_process import NodeProcess
 
 PATCH = "*** Begin Patch\n*** Add File: hello.md\n+hello\n*** End Patch\n"
 UNITTEST_FILE = (
@@ -32,8 +33,8 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def node_in(project: Path) -> Iterator[list[Node]]:
-    started: list[Node] = []
+def node_in(project: Path) -> Iterator[list[NodeProcess]]:
+    started: list[NodeProcess] = []
     yield started
     for node in started:
         node.kill()
@@ -61,9 +62,9 @@ def test_a_taken_port_is_one_line_naming_its_holder_and_creates_nothing(project:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_the_state_directory_stays_out_of_git(project: Path, node_in: list[Node]) -> None:
+def test_the_state_directory_stays_out_of_git(project: Path, node_in: list[NodeProcess]) -> None:
     subprocess.run(["git", "init", "-q", str(project)], check=True)
-    node_in.append(Node(project))
+    node_in.append(NodeProcess(project))
     assert (project / ".ghost" / ".gitignore").read_text() == "*\n"
     status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"],
@@ -76,8 +77,8 @@ def test_the_state_directory_stays_out_of_git(project: Path, node_in: list[Node]
     assert ".ghost" not in status, status
 
 
-def test_the_root_url_leads_to_the_dashboard(project: Path, node_in: list[Node]) -> None:
-    node = Node(project)
+def test_the_root_url_leads_to_the_dashboard(project: Path, node_in: list[NodeProcess]) -> None:
+    node = NodeProcess(project)
     node_in.append(node)
     answer = node.client().get("/?token=" + node.token, auth=False)
     assert answer.status == 302
@@ -85,8 +86,10 @@ def test_the_root_url_leads_to_the_dashboard(project: Path, node_in: list[Node])
     assert node.client().get(answer.headers["location"], auth=False).status == 200
 
 
-def test_without_tests_the_answer_says_why_never_null(project: Path, node_in: list[Node]) -> None:
-    node = Node(project)
+def test_without_tests_the_answer_says_why_never_null(
+    project: Path, node_in: list[NodeProcess]
+) -> None:
+    node = NodeProcess(project)
     node_in.append(node)
     api = node.client()
     tests = api.get("/health").json["tests"]["main"]
@@ -102,10 +105,12 @@ def test_without_tests_the_answer_says_why_never_null(project: Path, node_in: li
     assert "Traceback" not in banner
 
 
-def test_a_python_projects_tests_are_found_and_run(project: Path, node_in: list[Node]) -> None:
+def test_a_python_projects_tests_are_found_and_run(
+    project: Path, node_in: list[NodeProcess]
+) -> None:
     (project / "tests").mkdir()
     (project / "tests" / "test_sums.py").write_text(UNITTEST_FILE)
-    node = Node(project)
+    node = NodeProcess(project)
     node_in.append(node)
     api = node.client()
     tests = api.get("/health").json["tests"]["main"]
@@ -124,12 +129,12 @@ def test_a_python_projects_tests_are_found_and_run(project: Path, node_in: list[
     assert not (project / "tests" / "test_broken.py").exists()
 
 
-def test_test_command_false_turns_detection_off(project: Path, node_in: list[Node]) -> None:
+def test_test_command_false_turns_detection_off(project: Path, node_in: list[NodeProcess]) -> None:
     (project / "test_sums.py").write_text(UNITTEST_FILE)
     (project / "ghost.toml").write_text(
         '[[workspace]]\nname = "main"\npath = "."\ntest_command = false\n'
     )
-    node = Node(project, "--config", "ghost.toml")
+    node = NodeProcess(project, "--config", "ghost.toml")
     node_in.append(node)
     tests = node.client().get("/health").json["tests"]["main"]
     assert tests == {"status": "skipped", "reason": "test_command = false in the config"}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import Node, write_workspace
+from tests.adapters.web.support import write_workspace
+from tests.node_process import NodeProcess
 
 FILES = {
     "app.py": "def main():\n    return 1\n",
@@ -18,10 +19,10 @@ FILES = {
 }
 
 
-def start_node(root: Path, config: str, env: dict[str, str] | None = None) -> Node:
+def start_node(root: Path, config: str, env: dict[str, str] | None = None) -> NodeProcess:
     write_workspace(root, FILES)
     (root / "ghost.toml").write_text(config)
-    return Node(
+    return NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),
@@ -38,10 +39,10 @@ test_command = ["{python}", "-c", "print('tests ok')"]
 
 
 @pytest.fixture
-def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
-    started: list[Node] = []
+def make_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    started: list[NodeProcess] = []
 
-    def make(config: str = CONFIG, env: dict[str, str] | None = None) -> Node:
+    def make(config: str = CONFIG, env: dict[str, str] | None = None) -> NodeProcess:
         import sys
 
         node = start_node(
@@ -55,7 +56,7 @@ def make_node(tmp_path: Path) -> Iterator[Callable[..., Node]]:
         node.stop()
 
 
-def good_patch(node: Node, name: str = "ok.py") -> None:
+def good_patch(node: NodeProcess, name: str = "ok.py") -> None:
     """The node still applies an ordinary patch (its patch actor is alive and well)."""
     reply = node.client().post(
         "/webhook",

@@ -12,14 +12,15 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.adapters.web.support import GHOST, Node
+from tests.adapters.web.support import GHOST
 from tests.hostile.conftest import good_patch
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_a_huge_rejection_is_capped_and_the_store_stays_readable(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     (node.workspace / "big.py").write_text("x" * 30_000 + "\n")
@@ -53,7 +54,7 @@ def test_a_huge_rejection_is_capped_and_the_store_stays_readable(
 
 
 def test_a_replacement_that_would_explode_is_refused_before_it_is_built(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     (node.workspace / "a.py").write_text("a" * 30_000 + "\n")
@@ -96,7 +97,7 @@ ADD = "*** Begin Patch\n*** Add File: s.py\n+x = 1\n*** End Patch\n"
     ],
 )
 def test_a_lone_surrogate_is_a_400_naming_the_field(
-    make_node: Callable[..., Node], body: dict[str, object], field: str
+    make_node: Callable[..., NodeProcess], body: dict[str, object], field: str
 ) -> None:
     node = make_node()
     # json.dumps writes the lone surrogate as the escape `\ud800`, exactly as an attacker would

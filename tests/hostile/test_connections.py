@@ -11,14 +11,15 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.adapters.web.support import Client, Node
+from tests.adapters.web.support import Client
 from tests.hostile.conftest import good_patch
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @contextmanager
-def sockets(node: Node, n: int, source: str) -> Iterator[list[socket.socket]]:
+def sockets(node: NodeProcess, n: int, source: str) -> Iterator[list[socket.socket]]:
     opened: list[socket.socket] = []
     try:
         for _ in range(n):
@@ -42,7 +43,7 @@ def _read_all(sock: socket.socket, timeout: float) -> bytes:
     return out
 
 
-def test_a_head_sent_a_byte_at_a_time_is_cut_off(make_node: Callable[..., Node]) -> None:
+def test_a_head_sent_a_byte_at_a_time_is_cut_off(make_node: Callable[..., NodeProcess]) -> None:
     node = make_node()
     with sockets(node, 1, "127.0.0.2") as (sock,):
         started = time.monotonic()
@@ -64,7 +65,7 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off(make_node: Callable[..., Node])
     assert node.client().get("/health").status == 200
 
 
-def test_one_address_cannot_take_every_connection(make_node: Callable[..., Node]) -> None:
+def test_one_address_cannot_take_every_connection(make_node: Callable[..., NodeProcess]) -> None:
     node = make_node()
     with sockets(node, 256, "127.0.0.3") as held:
         time.sleep(0.5)
@@ -77,7 +78,7 @@ def test_one_address_cannot_take_every_connection(make_node: Callable[..., Node]
     good_patch(node)
 
 
-def test_one_client_cannot_take_every_live_stream(make_node: Callable[..., Node]) -> None:
+def test_one_client_cannot_take_every_live_stream(make_node: Callable[..., NodeProcess]) -> None:
     node = make_node()
     head = (
         b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
@@ -98,7 +99,7 @@ def test_one_client_cannot_take_every_live_stream(make_node: Callable[..., Node]
 
 
 def test_forwarded_for_from_an_untrusted_peer_mints_no_buckets(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node(env={"GHOST_HTTP_RATE": "1,3"})  # no [[tunnel]]: no trusted proxy
     api = node.client()
@@ -123,7 +124,7 @@ def test_forwarded_for_from_an_untrusted_peer_mints_no_buckets(
     ],
 )
 def test_host_and_origin_are_checked(
-    make_node: Callable[..., Node], headers: dict[str, str], status: int
+    make_node: Callable[..., NodeProcess], headers: dict[str, str], status: int
 ) -> None:
     node = make_node()
     reply = node.client().get("/patches", headers=headers)
@@ -132,7 +133,7 @@ def test_host_and_origin_are_checked(
         assert reply.json["error"]["details"]["reason"] in ("bad_host", "bad_origin")
 
 
-def test_a_tunnels_public_host_is_allowed(make_node: Callable[..., Node]) -> None:
+def test_a_tunnels_public_host_is_allowed(make_node: Callable[..., NodeProcess]) -> None:
     from tests.hostile.conftest import CONFIG
 
     tunnel = (

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import GHOST, NODE, Node
+from tests.adapters.web.support import GHOST, NODE
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,7 +26,7 @@ HOSTILE = "\x1b]0;owned\x07\x1b[2J\rfake\u202etxt.exe\x9b"
 RAW = ("\x1b", "\x07", "\r", "\u202e", "\x9b")
 
 
-def ghost(node: Node, *args: str) -> str:
+def ghost(node: NodeProcess, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, str(GHOST), "--state-dir", str(node.state_dir), *args],
         capture_output=True,
@@ -37,7 +38,7 @@ def ghost(node: Node, *args: str) -> str:
 
 
 def test_control_characters_are_escaped_for_people_and_kept_for_scripts(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     body = {

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import Node
 from tests.hostile.conftest import good_patch
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_a_directory_symlink_swap_during_patches_is_a_clean_refusal(
-    make_node: Callable[..., Node], tmp_path: Path
+    make_node: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
     node = make_node()
     outside = tmp_path / "outside"

@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.adapters.web.support import GHOST, Node
+from tests.adapters.web.support import GHOST
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def sign_in(node: Node) -> str:
+def sign_in(node: NodeProcess) -> str:
     reply = node.client().get(f"/dashboard?token={node.token}", auth=False)
     assert reply.status == 303, reply.raw[:200]
     cookie = reply.headers["set-cookie"]
@@ -25,12 +26,12 @@ def sign_in(node: Node) -> str:
     return cookie.split(";")[0]  # ghost_session=...
 
 
-def as_cookie(node: Node, cookie: str) -> int:
+def as_cookie(node: NodeProcess, cookie: str) -> int:
     return node.client().get("/patches", headers={"Cookie": cookie}, auth=False).status
 
 
 def test_each_sign_in_is_its_own_session_and_each_can_end(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     first, second = sign_in(node), sign_in(node)
@@ -53,7 +54,7 @@ def test_each_sign_in_is_its_own_session_and_each_can_end(
 
 
 def test_sessions_survive_a_restart_and_revoke_ends_them_all(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     cookies = [sign_in(node) for _ in range(3)]
@@ -84,7 +85,7 @@ def test_sessions_survive_a_restart_and_revoke_ends_them_all(
         restarted.stop()
 
 
-def make_node_again(node: Node) -> Node:
-    return Node(
+def make_node_again(node: NodeProcess) -> NodeProcess:
+    return NodeProcess(
         node.workspace, "--config", str(node.workspace / "ghost.toml"), env={"GHOST_HTTP_RATE": "0"}
     )

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import Node
 from tests.hostile.conftest import CONFIG, good_patch
+from tests.node_process import NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,7 +29,7 @@ PRINT_ENV = (
 
 
 def test_a_glob_built_to_backtrack_is_answered_and_the_node_stays_live(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     node = make_node()
     (node.workspace / ("a" * 200 + ".md")).write_text("x\n")
@@ -52,7 +52,7 @@ def test_a_glob_built_to_backtrack_is_answered_and_the_node_stays_live(
     good_patch(node)
 
 
-def test_test_runs_never_see_or_record_a_secret(make_node: Callable[..., Node]) -> None:
+def test_test_runs_never_see_or_record_a_secret(make_node: Callable[..., NodeProcess]) -> None:
     config = CONFIG.replace(
         """test_command = ["{python}", "-c", "print('tests ok')"]""",
         f"test_command = {json.dumps([sys.executable, '-c', PRINT_ENV])}",
@@ -76,7 +76,9 @@ def test_test_runs_never_see_or_record_a_secret(make_node: Callable[..., Node]) 
         assert not any(secret.encode() in blob for blob in stored), secret
 
 
-def test_the_config_file_is_neither_readable_nor_writable(make_node: Callable[..., Node]) -> None:
+def test_the_config_file_is_neither_readable_nor_writable(
+    make_node: Callable[..., NodeProcess],
+) -> None:
     node = make_node()
     before = (node.workspace / "ghost.toml").read_text()
     api = node.client()
@@ -111,7 +113,7 @@ for what, act in [
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 def test_a_confined_test_run_cannot_read_the_token_or_write_outside(
-    make_node: Callable[..., Node],
+    make_node: Callable[..., NodeProcess],
 ) -> None:
     config = CONFIG.replace(
         """test_command = ["{python}", "-c", "print('tests ok')"]""",

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.web.support import GHOST, Client, Node, write_workspace
+from tests.adapters.web.support import GHOST, Client, write_workspace
+from tests.node_process import NodeProcess
 
 CONFIG = """
 [[workspace]]
@@ -47,11 +48,11 @@ def add_file(path: str, text: str) -> str:
     return f"*** Begin Patch\n*** Add File: {path}\n+{text}\n*** End Patch\n"
 
 
-def start(root: Path) -> Node:
+def start(root: Path) -> NodeProcess:
     for name in ("main", "manual"):
         write_workspace(root / name, {"app.py": "x = 1\n"})
     (root / "ghost.toml").write_text(CONFIG)
-    return Node(
+    return NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),
@@ -62,14 +63,14 @@ def start(root: Path) -> Node:
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     running = start(tmp_path_factory.mktemp("clinode"))
     yield running
     assert running.stop() == 0
 
 
 @pytest.fixture
-def api(node: Node) -> Client:
+def api(node: NodeProcess) -> Client:
     return node.client()
 
 
@@ -81,7 +82,7 @@ def submit(api: Client, workspace: str, text: str) -> tuple[str, str]:
     return reply.json["patch_id"], path
 
 
-def test_approve_pending_patch_changes_the_file(node: Node, api: Client) -> None:
+def test_approve_pending_patch_changes_the_file(node: NodeProcess, api: Client) -> None:
     pid, path = submit(api, "manual", "m = 1")
     assert api.get(f"/patches/{pid}").json["status"] == "pending_approval"
     assert not (node.workspace / "manual" / path).exists()
@@ -98,7 +99,7 @@ def test_approve_pending_patch_changes_the_file(node: Node, api: Client) -> None
     assert "no-such-patch" in missing.stderr
 
 
-def test_reject_with_a_reason(node: Node, api: Client) -> None:
+def test_reject_with_a_reason(node: NodeProcess, api: Client) -> None:
     pid, path = submit(api, "manual", "r = 1")
     done = ghost(node.state_dir, "reject", pid, "--reason", "not today", "--json")
     assert done.returncode == 0, done.stderr
@@ -110,7 +111,7 @@ def test_reject_with_a_reason(node: Node, api: Client) -> None:
     assert view["decisions"][-1]["decision"] == "rejected"
 
 
-def test_pause_queues_then_resume_applies(node: Node, api: Client) -> None:
+def test_pause_queues_then_resume_applies(node: NodeProcess, api: Client) -> None:
     paused = ghost(node.state_dir, "pause", "--json")
     assert paused.returncode == 0, paused.stderr
     assert json.loads(paused.stdout) == {"paused": True}
@@ -133,7 +134,7 @@ def test_pause_route_refuses_fields_and_wrong_auth(api: Client) -> None:
     assert api.post("/resume", auth=False).status == 401
 
 
-def test_online_rollback_refused_when_changed_then_forced(node: Node, api: Client) -> None:
+def test_online_rollback_refused_when_changed_then_forced(node: NodeProcess, api: Client) -> None:
     pid, path = submit(api, "main", "b = 1")
     target = node.workspace / "main" / path
     dry = ghost(node.state_dir, "rollback", pid, "--dry-run")
@@ -150,7 +151,7 @@ def test_online_rollback_refused_when_changed_then_forced(node: Node, api: Clien
     assert not target.exists()  # the patch added it: rolling back removes it
 
 
-def test_status_online(node: Node) -> None:
+def test_status_online(node: NodeProcess) -> None:
     result = ghost(node.state_dir, "status", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     status = json.loads(result.stdout)
@@ -167,7 +168,7 @@ def test_status_online(node: Node) -> None:
     assert "actors" in shown.stdout
 
 
-def test_doctor_on_a_healthy_node(node: Node) -> None:
+def test_doctor_on_a_healthy_node(node: NodeProcess) -> None:
     result = ghost(node.state_dir, "doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -193,7 +194,7 @@ def test_doctor_on_a_healthy_node(node: Node) -> None:
     assert not list((node.workspace / "main").glob(".ghost-doctor-*"))
 
 
-def test_wrong_token_is_a_usage_error(node: Node) -> None:
+def test_wrong_token_is_a_usage_error(node: NodeProcess) -> None:
     result = ghost(node.state_dir, "pause", env={"GHOST_TOKEN": "wrong"})
     assert result.returncode == 2
     assert "the token in GHOST_TOKEN was refused" in result.stderr

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from eventstore import RecordedEvent, SQLiteEventStore
 from replay.state import NodeProjection
-from tests.adapters.web.support import GHOST, Client, Node, write_workspace
+from tests.adapters.web.support import GHOST, Client, write_workspace
+from tests.node_process import NodeProcess
 
 COMMANDS = 200
 SEED = 20261201
@@ -57,7 +58,7 @@ def _content(i: int) -> str:
 @dataclass
 class Session:
     root: Path
-    node: Node
+    node: NodeProcess
     live: dict[str, str] = field(default_factory=dict)  # patch id -> status the node answered
     counts: dict[str, int] = field(default_factory=dict)  # what the script did, by kind
     events: list[RecordedEvent] = field(default_factory=list)
@@ -189,7 +190,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     for ws in ("auto", "manual"):
         write_workspace(root / ws, {path: _content(i) for i, path in enumerate(FILES)})
     (root / "ghost.toml").write_text(CONFIG)
-    node = Node(
+    node = NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),

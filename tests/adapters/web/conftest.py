@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.adapters.web.support import HMAC_SECRET, Client, Node, write_workspace
+from tests.adapters.web.support import HMAC_SECRET, Client, write_workspace
+from tests.node_process import NodeProcess
 
 CONFIG = """
 [[workspace]]
@@ -36,12 +37,12 @@ FILES = {
 
 
 @pytest.fixture(scope="session")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     root = tmp_path_factory.mktemp("webnode")
     for name in ("main", "manual", "slow"):
         write_workspace(root / name, FILES)
     (root / "ghost.toml").write_text(CONFIG)
-    running = Node(
+    running = NodeProcess(
         root,
         "--config",
         str(root / "ghost.toml"),
@@ -54,5 +55,5 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 
 
 @pytest.fixture
-def api(node: Node) -> Client:
+def api(node: NodeProcess) -> Client:
     return node.client()

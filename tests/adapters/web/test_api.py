@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from tests.adapters.web.support import Client, Node
+from tests.adapters.web.support import Client
+from tests.node_process import NodeProcess
 
 
 def add_file(path: str, text: str) -> str:
@@ -28,7 +29,7 @@ def fresh(api: Client, workspace: str = "main", text: str = "a = 1\n") -> str:
 
 
 # --- health, errors, routing --------------------------------------------------------------------
-def test_health_open_reveals_only_status(node: Node) -> None:
+def test_health_open_reveals_only_status(node: NodeProcess) -> None:
     reply = node.client(token=None).get("/health")
     assert reply.status in (200, 503)
     assert set(reply.json) == {"status"}
@@ -318,7 +319,7 @@ def test_slack_commands_off_without_secret(api: Client) -> None:
     assert api.post("/slack/commands", b"command=%2Fghost&text=status").status == 404
 
 
-def test_requests_are_not_logged_one_line_each(node: Node, api: Client) -> None:
+def test_requests_are_not_logged_one_line_each(node: NodeProcess, api: Client) -> None:
     """The access log is at DEBUG: at the default level a request writes no log line (a line
     per request cost a quarter of the reactor's time under load)."""
     for _ in range(5):

@@ -12,16 +12,17 @@ import pytest
 
 from adapters.web.auth import COOKIE_NAME, Authenticator, SignatureMemory, signature_headers
 from adapters.web.errors import ApiError
-from tests.adapters.web.support import HMAC_SECRET, Client, Node, signed_headers
+from tests.adapters.web.support import HMAC_SECRET, Client, signed_headers
+from tests.node_process import NodeProcess
 
 BODY = json.dumps({"command": "status"}).encode()
 
 
-def anon(node: Node) -> Client:
+def anon(node: NodeProcess) -> Client:
     return node.client(token=None)
 
 
-def test_no_credentials(node: Node) -> None:
+def test_no_credentials(node: NodeProcess) -> None:
     reply = anon(node).post("/webhook", BODY)
     assert reply.status == 401
     assert reply.error["code"] == "unauthorized"
@@ -31,29 +32,29 @@ def test_no_credentials(node: Node) -> None:
         assert anon(node).get(path).status == 401, path
 
 
-def test_wrong_bearer(node: Node) -> None:
+def test_wrong_bearer(node: NodeProcess) -> None:
     reply = node.client(token="x" * 43).post("/webhook", BODY)
     assert reply.status == 401
     assert reply.error["details"]["reason"] == "bad_token"
     assert anon(node).get("/health", headers={"Authorization": "Basic abc"}).status == 401
 
 
-def test_good_bearer(node: Node) -> None:
+def test_good_bearer(node: NodeProcess) -> None:
     assert node.client().post("/webhook", BODY).status == 200
 
 
-def test_good_hmac(node: Node) -> None:
+def test_good_hmac(node: NodeProcess) -> None:
     reply = anon(node).post("/webhook", BODY, headers=signed_headers(BODY))
     assert reply.status == 200
 
 
-def test_hmac_wrong_secret_and_tampered_body(node: Node) -> None:
+def test_hmac_wrong_secret_and_tampered_body(node: NodeProcess) -> None:
     assert anon(node).post("/webhook", BODY, headers=signed_headers(BODY, "nope")).status == 401
     headers = signed_headers(BODY)
     assert anon(node).post("/webhook", BODY + b" ", headers=headers).status == 401
 
 
-def test_hmac_expired_timestamp(node: Node) -> None:
+def test_hmac_expired_timestamp(node: NodeProcess) -> None:
     old = signed_headers(BODY, at=int(time.time()) - 301)
     reply = anon(node).post("/webhook", BODY, headers=old)
     assert reply.status == 401
@@ -62,7 +63,7 @@ def test_hmac_expired_timestamp(node: Node) -> None:
     assert anon(node).post("/webhook", BODY, headers=future).status == 401
 
 
-def test_hmac_replayed_signature(node: Node) -> None:
+def test_hmac_replayed_signature(node: NodeProcess) -> None:
     body = json.dumps({"command": "status", "id": str(time.time_ns())}).encode()
     headers = signed_headers(body)
     assert anon(node).post("/webhook", body, headers=headers).status == 200
@@ -71,7 +72,7 @@ def test_hmac_replayed_signature(node: Node) -> None:
     assert again.error["details"]["reason"] == "replayed"
 
 
-def test_hmac_get_signs_the_empty_body(node: Node) -> None:
+def test_hmac_get_signs_the_empty_body(node: NodeProcess) -> None:
     headers = signed_headers(b"", method="GET", target="/patches")
     assert anon(node).get("/patches", headers=headers).status == 200
 
@@ -157,7 +158,7 @@ def test_signatures_survive_a_new_authenticator_and_predate_no_start() -> None:
 
 
 # --- the v1 signed string covers method, target and a nonce (hostile-input hole 7) -----------
-def test_a_signature_for_one_request_is_refused_on_another(node: Node) -> None:
+def test_a_signature_for_one_request_is_refused_on_another(node: NodeProcess) -> None:
     headers = signed_headers(b"", method="GET", target="/tree")
     reply = anon(node).post("/pause", b"", headers=headers)
     assert reply.status == 401
@@ -167,14 +168,14 @@ def test_a_signature_for_one_request_is_refused_on_another(node: Node) -> None:
     assert anon(node).get("/tree?workspace=main&glob=*.py", headers=query).status == 200
 
 
-def test_identical_signed_gets_in_one_second_are_not_replays(node: Node) -> None:
+def test_identical_signed_gets_in_one_second_are_not_replays(node: NodeProcess) -> None:
     at = int(time.time())
     for _ in range(3):  # same second, same request, a fresh nonce each
         headers = signed_headers(b"", at=at, method="GET", target="/patches")
         assert anon(node).get("/patches", headers=headers).status == 200
 
 
-def test_a_signature_without_a_nonce_or_in_the_old_format_is_refused(node: Node) -> None:
+def test_a_signature_without_a_nonce_or_in_the_old_format_is_refused(node: NodeProcess) -> None:
     headers = signed_headers(BODY)
     del headers["X-Ghost-Nonce"]
     reply = anon(node).post("/webhook", BODY, headers=headers)

@@ -16,7 +16,8 @@ import pytest
 
 from adapters.ledger.projection import fold_all
 from eventstore import SQLiteEventStore
-from tests.adapters.web.support import GHOST, Client, Node, write_workspace
+from tests.adapters.web.support import GHOST, Client, write_workspace
+from tests.node_process import NodeProcess
 
 FILES = [f"pkg/f{i}.py" for i in range(5)]
 
@@ -74,7 +75,7 @@ def _run_trials(tmp_path: Path, trials: int, seed: int) -> None:
     n = 0
     total_applied = 0
     for _ in range(trials):
-        node = Node(root)
+        node = NodeProcess(root)
         api = node.client(timeout=5)
         _wait_patch_actor(api)
         _check_disk_matches_events(root, original)
@@ -93,7 +94,7 @@ def _run_trials(tmp_path: Path, trials: int, seed: int) -> None:
         finally:
             timer.join()
             node.kill()
-    node = Node(root)
+    node = NodeProcess(root)
     try:
         _wait_patch_actor(node.client())
         applied, _others = _check_disk_matches_events(root, original)

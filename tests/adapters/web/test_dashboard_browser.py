@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.web.support import Node
+from tests.node_process import NodeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,7 +73,7 @@ def node(tmp_path: Path) -> Iterator[RunningNode]:
         f'[[tunnel]]\nname = "local"\ncommand = {json.dumps(tunnel)}\n'
         'url_pattern = "http://127\\\\.0\\\\.0\\\\.1:[0-9]+"\n'
     )
-    running = Node(tmp_path, "--config", str(config))
+    running = NodeProcess(tmp_path, "--config", str(config))
     try:
         yield RunningNode(running.proc, f"http://127.0.0.1:{running.port}", running.token, ws)
     finally:

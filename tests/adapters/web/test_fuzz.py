@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.adapters.web.support import Client, Node
+from tests.adapters.web.support import Client
+from tests.node_process import NodeProcess
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -84,7 +85,7 @@ def test_raw_bytes_never_5xx(api: Client, raw: bytes) -> None:
     query=st.text(alphabet=string.ascii_letters + string.digits + "=&%-_.*/", max_size=40),
 )
 def test_headers_and_queries_never_5xx(
-    node: Node, name: str, value: str, path: str, query: str
+    node: NodeProcess, name: str, value: str, path: str, query: str
 ) -> None:
     client = node.client(token=None, timeout=5)
     headers = {name: value}
@@ -171,13 +172,13 @@ def test_openapi_document_is_valid(api: Client) -> None:
     assert api.get("/openapi.json?server=ftp://x").status == 400
 
 
-def _operations(node: Node) -> list[Any]:
+def _operations(node: NodeProcess) -> list[Any]:
     schemathesis = pytest.importorskip("schemathesis")
     doc = node.client().get("/openapi.json").json
     return [result.ok() for result in schemathesis.openapi.from_dict(doc).get_all_operations()]
 
 
-def test_schemathesis(node: Node) -> None:
+def test_schemathesis(node: NodeProcess) -> None:
     """Each operation of /openapi.json with schemathesis-generated cases (hypothesis drives
     them; schemathesis's pytest plugin does not load under pytest 9, so the strategies are
     used directly). Every answer: no 5xx, a documented status, the error shape on errors."""

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.web.limits import RateLimiter
-from tests.adapters.web.support import Node, metric, write_workspace
+from tests.adapters.web.support import metric, write_workspace
+from tests.node_process import NodeProcess
 
 MIB = 1024 * 1024
 
@@ -29,7 +30,7 @@ def _read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return data
 
 
-def test_announced_huge_body_is_refused_before_it_is_sent(node: Node) -> None:
+def test_announced_huge_body_is_refused_before_it_is_sent(node: NodeProcess) -> None:
     with socket.create_connection(("127.0.0.1", node.port)) as sock:
         sock.sendall(
             b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
@@ -43,7 +44,7 @@ def test_announced_huge_body_is_refused_before_it_is_sent(node: Node) -> None:
     assert b'"too_large"' in head or b"413" in head
 
 
-def test_chunked_body_is_cut_off_near_the_limit(node: Node) -> None:
+def test_chunked_body_is_cut_off_near_the_limit(node: NodeProcess) -> None:
     """No Content-Length: the server counts as chunks arrive and closes the connection soon
     after 5 MiB, however much the client still wanted to send."""
     sent = 0
@@ -67,20 +68,20 @@ def test_chunked_body_is_cut_off_near_the_limit(node: Node) -> None:
     assert node.client().get("/health").status in (200, 503)
 
 
-def test_refusals_are_counted(node: Node) -> None:
+def test_refusals_are_counted(node: NodeProcess) -> None:
     text = node.client().get("/metrics").raw.decode()
     assert metric(text, "ghost_http_refused_total", status="413") >= 1
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     root = write_workspace(tmp_path_factory.mktemp("limited"), {"a.py": "a = 1\n"})
-    running = Node(root, env={"GHOST_HTTP_RATE": "5,10"})
+    running = NodeProcess(root, env={"GHOST_HTTP_RATE": "5,10"})
     yield running
     assert running.stop() == 0
 
 
-def test_rate_limit_answers_429_with_retry_after(limited: Node) -> None:
+def test_rate_limit_answers_429_with_retry_after(limited: NodeProcess) -> None:
     api = limited.client()
     statuses = [api.get("/patches").status for _ in range(30)]
     assert 429 in statuses
@@ -93,7 +94,7 @@ def test_rate_limit_answers_429_with_retry_after(limited: Node) -> None:
     assert api.get("/patches").status == 200  # tokens come back
 
 
-def test_rate_limit_applies_before_auth(limited: Node) -> None:
+def test_rate_limit_applies_before_auth(limited: NodeProcess) -> None:
     time.sleep(2.2)  # refill
     anon = limited.client(token="wrong")
     statuses = {anon.get("/patches").status for _ in range(30)}

@@ -10,11 +10,14 @@ import time
 import uuid
 from typing import Any
 
-from tests.adapters.web.support import Client, Node, metric
+from tests.adapters.web.support import Client, metric
+from tests.node_process import NodeProcess
 
 
 class Stream:
-    def __init__(self, node: Node, headers: dict[str, str] | None = None, query: str = "") -> None:
+    def __init__(
+        self, node: NodeProcess, headers: dict[str, str] | None = None, query: str = ""
+    ) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=10)
         self.conn.request(
             "GET",
@@ -63,7 +66,7 @@ def add(api: Client) -> str:
     return str(reply.json["patch_id"])
 
 
-def test_live_events_arrive(node: Node, api: Client) -> None:
+def test_live_events_arrive(node: NodeProcess, api: Client) -> None:
     start = api.get("/events?limit=1000").json["next_after"]
     stream = Stream(node, {"Last-Event-ID": str(start)})
     try:
@@ -82,7 +85,7 @@ def test_live_events_arrive(node: Node, api: Client) -> None:
         stream.close()
 
 
-def test_resume_with_last_event_id_has_no_gap_or_duplicate(node: Node, api: Client) -> None:
+def test_resume_with_last_event_id_has_no_gap_or_duplicate(node: NodeProcess, api: Client) -> None:
     begin = max(0, last_position(api) - 20)
     stream = Stream(node, query=f"?after={begin}")
     got = [stream.next_event()["position"] for _ in range(5)]
@@ -97,7 +100,7 @@ def test_resume_with_last_event_id_has_no_gap_or_duplicate(node: Node, api: Clie
     assert got == list(range(got[0], end + 1)), "positions must be gapless and unique"
 
 
-def test_filters_apply_to_the_stream(node: Node, api: Client) -> None:
+def test_filters_apply_to_the_stream(node: NodeProcess, api: Client) -> None:
     start = last_position(api)
     stream = Stream(node, {"Last-Event-ID": str(start)}, query="?type=PatchApplied")
     pid = add(api)
@@ -111,7 +114,7 @@ def _sse_clients(api: Client) -> float:
     return metric(api.get("/metrics").raw.decode(), "ghost_sse_clients")
 
 
-def test_two_hundred_clients_come_and_go_without_leak(node: Node, api: Client) -> None:
+def test_two_hundred_clients_come_and_go_without_leak(node: NodeProcess, api: Client) -> None:
     base = _sse_clients(api)
     request = (
         b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
