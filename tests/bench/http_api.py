@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.adapters.web.support import NodeProcess, write_workspace  # noqa: E402
+from tests.adapters.web.support import write_workspace  # noqa: E402
+from tests.node_process import NodeProcess  # noqa: E402
 
 BARE = """
 from twisted.internet import reactor

@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from http_api import UNIFIED, post  # noqa: E402
 
 import tests.adapters.web.support as support  # noqa: E402
+import tests.node_process as harness  # noqa: E402
 
 ORIGINAL = "def f():\n    return 1\n# end\n"
 
 
-def node_round(node: support.Node, runs: int) -> float:
+def node_round(node: harness.NodeProcess, runs: int) -> float:
     """Median ms of `runs` round trips (the file reset and settled before each)."""
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
     times = []
@@ -64,12 +65,12 @@ def main() -> None:
     scratch = tmp / "git"
     scratch.mkdir()
     (scratch / "p.diff").write_text(UNIFIED)
-    nodes: dict[str, support.Node] = {}
+    nodes: dict[str, harness.NodeProcess] = {}
     try:
         for label, checkout in (("other", args.other.resolve()), ("this", ROOT)):
-            support.NODE = checkout / "bin" / "ghost-node"  # read when a Node starts
+            harness.NODE = checkout / "bin" / "ghost-node"  # read when a node starts
             ws = support.write_workspace(tmp / label, {"one.py": "x\n"})
-            nodes[label] = support.Node(ws, env={"GHOST_HTTP_RATE": "0"})
+            nodes[label] = harness.NodeProcess(ws, env={"GHOST_HTTP_RATE": "0"})
         rows: dict[str, list[float]] = {"other": [], "this": [], "git apply": []}
         for _ in range(args.rounds):
             for label, node in nodes.items():

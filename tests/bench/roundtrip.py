@@ -1,0 +1,120 @@
+"""The 1-file POST /webhook round trip beside its two references, interleaved in one run:
+
+- `git apply` of the same patch (a subprocess; it never fsyncs);
+- the durable floor: what any crash-safe writer of that patch must do at least -- the new
+  content to a temp file, fsync, rename over the file, fsync of the directory, and one
+  SQLite commit with synchronous=FULL in WAL mode (a row holding the patch's record).
+
+Each round runs one of each, in turn, on the same kind of file, so that a host whose speed
+swings from minute to minute slows all three alike. Medians and the ratios are printed.
+
+    .venv/bin/python tests/bench/roundtrip.py [--runs 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from http_api import UNIFIED, post  # noqa: E402
+
+from tests.adapters.web.support import write_workspace  # noqa: E402
+from tests.node_process import NodeProcess  # noqa: E402
+
+BEFORE = "def f():\n    return 1\n# end\n"
+AFTER = "def f():\n    return 2\n# end\n"
+
+
+class Floor:
+    """The durable minimum of one 1-file patch (see the module's doc)."""
+
+    def __init__(self, base: Path) -> None:
+        self.root = base / "floor"
+        self.root.mkdir()
+        self.conn = sqlite3.connect(base / "floor.db", isolation_level=None)
+        assert self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+
+    def apply(self, content: bytes, record: bytes) -> None:
+        target = self.root / "one.py"
+        temp = self.root / ".one.py.tmp"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, content)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+        dfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        self.conn.execute("BEGIN")
+        self.conn.execute("INSERT INTO t (v) VALUES (?)", (record,))
+        self.conn.execute("COMMIT")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=100)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    scratch = tmp / "git"
+    scratch.mkdir()
+    (scratch / "p.diff").write_text(UNIFIED)
+    ws = write_workspace(tmp / "ws", {"one.py": BEFORE})
+    node = NodeProcess(ws, env={"GHOST_HTTP_RATE": "0"})
+    floor = Floor(tmp)
+    record = (UNIFIED * 4).encode()  # about what PatchApplying holds: changes, both sides, diff
+    times: dict[str, list[float]] = {"node": [], "git apply": [], "floor": []}
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=30)
+    body = {"format": "unified", "patch": UNIFIED, "run_tests": False}
+    try:
+        for _ in range(5):  # warm up all three
+            (ws / "one.py").write_text(BEFORE)
+            time.sleep(0.02)
+            post(conn, node.token, body)
+        for _ in range(args.runs):
+            (ws / "one.py").write_text(BEFORE)
+            (scratch / "one.py").write_text(BEFORE)
+            time.sleep(0.05)  # settled on disk (and seen by the watcher) before each round
+            began = time.perf_counter()
+            answer = post(conn, node.token, body)
+            times["node"].append(time.perf_counter() - began)
+            assert answer["status"] == "applied", answer
+            began = time.perf_counter()
+            subprocess.run(["git", "apply", "p.diff"], cwd=scratch, check=True)
+            times["git apply"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            floor.apply(AFTER.encode(), record)
+            times["floor"].append(time.perf_counter() - began)
+    finally:
+        conn.close()
+        node.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    medians = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    print(f"1-file POST /webhook round trip, medians of {args.runs} interleaved rounds")
+    for name, ms in medians.items():
+        p90 = sorted(times[name])[int(len(times[name]) * 0.9)] * 1000
+        print(f"  {name:10} {ms:7.2f} ms   (p90 {p90:6.2f} ms)")
+    print(f"  node / git apply: x{medians['node'] / medians['git apply']:.2f} (target <= 2.0)")
+    print(f"  node / floor:     x{medians['node'] / medians['floor']:.2f} (target <= 2.5)")
+
+
+if __name__ == "__main__":
+    main()
