@@ -12,9 +12,9 @@ from typing import Any, cast
 
 import pytest
 
+from actors.daemon import _expect_writes
 from actors.edge import watcher_specs
 from actors.handle import ChildHandle
-from actors.node import _expect_writes
 from actors.recorder import StoreRecorder
 from actors.spec import ChildSpec
 from actors.states import ActorState

@@ -1,5 +1,6 @@
 """ghost-node process figures: time from exec to READY=1 (sd_notify), and idle RSS with every
-actor running, next to a bare twisted.web server process measured in the same run.
+actor running, next to a bare twisted.web server process measured in the same run (with
+Twisted's TLS support loaded, as by default, and without it, as ghost-node runs).
 
 READY is timed on fresh state directories (a first start: the store is created and migrated).
 The idle RSS is taken on a first start and again on a restart over the same state directory,
@@ -25,6 +26,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 BARE_TWISTED = """
+import sys
+if "--no-tls" in sys.argv:  # as ghost-node does (actors/node.py, _without_tls)
+    for name in ("OpenSSL", "service_identity"):
+        sys.modules.setdefault(name, None)
 from twisted.internet import reactor
 from twisted.web import resource, server
 class Hello(resource.Resource):
@@ -63,6 +68,25 @@ def time_to_ready(tmp: Path) -> float:
         sock.close()
 
 
+def time_to_listen(cwd: Path) -> float:
+    """A bare twisted.web server (no TLS, as the node): exec until it prints `listening`."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BARE_TWISTED, "--no-tls"],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        return time.perf_counter() - start
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def idle_rss(argv: list[str], cwd: Path, settle_s: float) -> float:
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -86,18 +110,24 @@ def main() -> None:
         node = idle_rss(argv, ws, 5)
         restarted = idle_rss(argv, ws, 5)
         bare = idle_rss([sys.executable, "-c", BARE_TWISTED], ws, 3)
+        bare_plain = idle_rss([sys.executable, "-c", BARE_TWISTED, "--no-tls"], ws, 3)
+        listens = [time_to_listen(ws) for _ in range(args.runs)]
     print(f"{'measure':<44} {'ours':>10}  reference")
     print(
         f"{'time to READY=1, median of ' + str(args.runs):<44} "
-        f"{statistics.median(readies) * 1000:>8.0f}ms  (max {max(readies) * 1000:.0f} ms)"
+        f"{statistics.median(readies) * 1000:>8.0f}ms  (max {max(readies) * 1000:.0f} ms); "
+        f"bare twisted.web listening {statistics.median(listens) * 1000:.0f} ms "
+        f"(x{statistics.median(readies) / statistics.median(listens):.2f})"
     )
     print(
         f"{'idle RSS, every actor running, first start':<44} {node:>8.1f}MB  "
-        f"bare twisted.web server {bare:.1f} MB (x{node / bare:.2f})"
+        f"bare twisted.web server {bare:.1f} MB (x{node / bare:.2f}); "
+        f"without TLS {bare_plain:.1f} MB (x{node / bare_plain:.2f})"
     )
     print(
         f"{'idle RSS, every actor running, restart':<44} {restarted:>8.1f}MB  "
-        f"bare twisted.web server {bare:.1f} MB (x{restarted / bare:.2f})"
+        f"bare twisted.web server {bare:.1f} MB (x{restarted / bare:.2f}); "
+        f"without TLS {bare_plain:.1f} MB (x{restarted / bare_plain:.2f})"
     )
 
 
