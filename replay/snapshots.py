@@ -6,7 +6,8 @@ One file per snapshot, `projection-<position>.msgpack`, written whole to a tempo
 renamed into place (a reader sees a complete snapshot or none). It holds a msgpack map:
 
     format    the layout of this file (FORMAT)
-    code      a fingerprint of the folds' source (replay/state.py, replay/patches.py, this file)
+    code      a fingerprint of the folds' source (replay/state.py,
+              adapters/ledger/projection.py, this file)
     reads     a fingerprint of the store's upcasters (Upcasters.fingerprint): how events were read
     position  the last event the state has seen
     hash      the stored hash-chain link of the event at `position`

@@ -1,7 +1,7 @@
 """The node's state as a projection of its events: patches, files per workspace, actors,
 tunnels, services, notifications, and the node's runs.
 
-Each entity evolves by a pure function (`replay/patches.py` for patches, the `_evolve_*`
+Each entity evolves by a pure function (`adapters/ledger/projection.py` for patches, the `_evolve_*`
 functions here) from its previous view and one event. `NodeProjection` is the only mutable
 part: the dictionaries that hold the current view of every entity, and the position it has
 folded up to. The node keeps one live (fed by a subscription), the CLI builds one from
@@ -102,8 +102,8 @@ class NodeProjection:
         live event), `apply_all` and a rebuild from raw store rows (replay/reading.py).
         Events at or before `position` are ignored (already folded: replays from any split
         point give the same state). The patches these rows touch are folded into mutable
-        PatchStates (replay/patches.py `step`) and frozen into their views once, at the end
-        (also if a row fails)."""
+        PatchStates (adapters/ledger/projection.py `step`) and frozen into their views once, at
+        the end (also if a row fails)."""
         states: dict[str, PatchState] = {}  # by stream
         patch_effects, folds, other = _PATCH_EFFECTS, _FOLDS, _NOT_A_PATCH_TYPE
         last = self.position
@@ -168,8 +168,9 @@ class NodeProjection:
 
 
 # --- the folds, by event type -----------------------------------------------------------------
-# Each takes the projection and the row's fields. Patch events go through replay/patches.py
-# (`step`), then, for those that move files, an effect on the projection's files.
+# Each takes the projection and the row's fields. Patch events go through
+# adapters/ledger/projection.py (`step`), then, for those that move files, an effect on the
+# projection's files.
 _Fold = Callable[[NodeProjection, int, str, str, Instant, Mapping[str, Any]], None]
 _Effect = Callable[[NodeProjection, PatchState, int, str, Mapping[str, Any]], None]
 

@@ -3,7 +3,7 @@ on every request and without keeping every patch's view in memory.
 
 The index keeps per patch only what listing filters and sorts on (status, workspace, first
 position), brought current by folding just the patch events appended since the last look
-(replay/patches.py's pure fold, so statuses are the projection's). The views of the page
+(adapters/ledger/projection.py's pure fold, so statuses are the projection's). The views of the page
 actually shown are then folded from their own streams (an indexed read per patch). Called
 from the thread pool; a lock keeps two refreshes from folding the same events twice."""
 
