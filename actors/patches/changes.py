@@ -10,7 +10,7 @@ from typing import Any
 from adapters.ledger.records import FileOutcome
 from adapters.patching import PatchDoesNotApply, Plan, PlannedFile
 from adapters.patching.diffing import FileDiff, file_diff
-from adapters.workspace.transaction import FileChange, sha256_or_none
+from adapters.workspace.changes import FileChange, sha256_or_none
 
 
 def sha256(content: bytes) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.patches import recovery
+from actors.patches import recovery, rollback
 from actors.patches.changes import (
     changes_json,
     diff_of,
@@ -66,14 +66,9 @@ from adapters.patching import (
     plan,
 )
 from adapters.patching.diffing import diff_file
+from adapters.workspace.changes import CallerJournal, FileChange, FileChangedError
 from adapters.workspace.dirfd import UnsafePathError
-from adapters.workspace.transaction import (
-    CallerJournal,
-    FileChange,
-    FileChangedError,
-    FileTransactions,
-    sha256_or_none,
-)
+from adapters.workspace.transaction import FileTransactions
 from eventstore.catalogue import EventType
 from eventstore.protocol import EventStore
 
@@ -361,41 +356,12 @@ class PatchFlow:
 
     def rollback_changes(self, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
         """The changes that put the patch's files back, and every file changed since it."""
-        changes, drift = [], []
-        for change in view.changes:
-            path = change["path"]
-            want_now, restore = change["after_sha256"], change["before_sha256"]
-            current = SandboxView(self.sandbox).read(path)
-            before = None if restore is None else self.store.get_blob(restore)
-            if sha256_or_none(current) != want_now:
-                drift.append(
-                    {
-                        "path": path,
-                        "expected_sha256": want_now,
-                        "actual_sha256": sha256_or_none(current),
-                    }
-                )
-            changes.append(FileChange(path, current, before))
-        return changes, drift
+        return rollback.changes_back(self, view)
 
     def _roll_back(
         self, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
     ) -> None:
-        view = self.ledger.view(pid)
-        txn_id = f"{pid}-rb{sum(1 for d in view.decisions if d['decision'] == 'rolled_back') + 1}"
-        data = {
-            "patch_id": pid,
-            "txn_id": txn_id,
-            "reason": reason,
-            "by": by,
-            "forced": forced,
-            "changes": changes_json(changes),
-        }
-        if self.expect_writes is not None:
-            self.expect_writes(expected_writes(changes), f"patch:{pid}")
-        self.transactions.apply(
-            txn_id, changes, lambda: self._record(pid, EventType.PATCH_ROLLED_BACK, data)
-        )
+        rollback.roll_back(self, pid, changes, reason, by, forced)
 
     # --- events --------------------------------------------------------------------------------
     def _reject(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.patches.testing import CUT_SHORT, rolls_back
 from adapters.ledger.status import ON_DISK, PatchStatus
-from adapters.workspace.transaction import FileChange
+from adapters.workspace.changes import FileChange
 from eventstore.catalogue import EventType, patch_stream
 
 if TYPE_CHECKING:

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import json
 import logging
 import os
 import posixpath
@@ -45,64 +43,22 @@ from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
-from adapters.durable import atomic_write, fsync_dir
 from adapters.workspace import dirfd
+from adapters.workspace.changes import (
+    BlobStore,
+    CallerJournal,
+    FileChange,
+    FileChangedError,
+    Recovery,
+    sha256_or_none,
+)
+from adapters.workspace.journal import JournalFiles
+from adapters.workspace.names import check_txn_id, old_name, second_name, temp_name
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_MODE = 0o644
-
-
-class BlobStore(Protocol):
-    def put_blob(self, content: bytes) -> str: ...
-
-    def get_blob(self, sha256: str) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class FileChange:
-    """One file of a transaction. None means absent: before=None creates, after=None deletes."""
-
-    path: str  # relative to the workspace root, already checked by the sandbox
-    before: bytes | None
-    after: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Recovery:
-    txn_id: str
-    outcome: Literal["applied", "rolled_back"]
-    files: tuple[str, ...]
-    kept: tuple[str, ...] = ()  # edited by someone while the node was down: not overwritten
-
-
-@dataclass(frozen=True, slots=True)
-class CallerJournal:
-    """A transaction journaled by its caller: steps 1 and 2 are already durable in the
-    caller's own record (every content as a blob, and the transaction's changes, which it
-    hands to `resolve()` after a crash). `record`, when given, makes that record durable: it
-    is called before anything is renamed, while the new contents are written and fsynced in
-    another thread where that leaves nothing behind on a crash (`_stage_alongside`); if it
-    raises, nothing is changed."""
-
-    record: Callable[[], object] | None = None
-
-
-class FileChangedError(Exception):
-    """A file no longer holds the content the transaction was planned against."""
-
-    def __init__(self, path: str, expected: str | None, actual: str | None) -> None:
-        self.path, self.expected, self.actual = path, expected, actual
-        super().__init__(
-            f"{path} changed on disk since the patch was checked "
-            f"(expected {expected or 'absent'}, found {actual or 'absent'}); nothing was written"
-        )
-
-
-def sha256_or_none(content: bytes | None) -> str | None:
-    return None if content is None else hashlib.sha256(content).hexdigest()
 
 
 @dataclass(slots=True)
@@ -135,8 +91,8 @@ class FileTransactions:
         self.root = root
         self.reap_later = reap_later
         self.journal_dir = journal_dir
+        self.journals = JournalFiles(journal_dir, root, blobs)
         self.blobs = blobs
-        journal_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._syncer: ThreadPoolExecutor | None = None  # made at the first multi-file apply
         self._leftovers: list[str] = []  # old names to unlink (relative paths), see Leftovers
         self._unnamed: bool | None = None  # whether O_TMPFILE works here, probed once
@@ -161,10 +117,10 @@ class FileTransactions:
     def discard_leftovers(self, txn_id: str, paths: Sequence[str]) -> None:
         """Unlink the old names a committed transaction on `paths` may have left behind when
         its process died before reaping them (idempotent)."""
-        _check_txn_id(txn_id)
+        check_txn_id(txn_id)
         for path in paths:
             with contextlib.suppress(OSError), dirfd.open_parent(self.root, path) as (fd, name):
-                dirfd.unlink_quietly(fd, _old_name(name, txn_id))
+                dirfd.unlink_quietly(fd, old_name(name, txn_id))
 
     def _fsync_all(self, fds: Sequence[int]) -> None:
         if len(fds) <= 1:
@@ -188,7 +144,7 @@ class FileTransactions:
         durable: this class, in a journal file (None, the default), or the caller
         (`CallerJournal`, see there). The old files are unlinked before returning, or by the
         caller's `reap()` when the transactions were made with `reap_later`."""
-        _check_txn_id(txn_id)
+        check_txn_id(txn_id)
         own_journal = journal is None
         record = None if journal is None else journal.record
         self.reap()  # old names share a prefix per patch: none may be left from its last one
@@ -197,7 +153,7 @@ class FileTransactions:
                 for content in (change.before, change.after):
                     if content is not None:
                         self.blobs.put_blob(content)
-            self._write_journal(txn_id, changes)
+            self.journals.write(txn_id, changes)
         with contextlib.ExitStack() as stack:
             slots: list[_Slot] = []
             directories: dict[str, int] = {}  # one descriptor per directory, to fsync once
@@ -216,7 +172,7 @@ class FileTransactions:
                     if slot.temp is not None and slot.named:
                         dirfd.unlink_quietly(slot.dir_fd, slot.temp)
                 if own_journal:
-                    self._clear_journal(txn_id)
+                    self.journals.clear(txn_id)
                 raise
             _close_temps(slots)
             # From the first rename on, failure means restoring the before side.
@@ -224,12 +180,12 @@ class FileTransactions:
                 for slot in slots:
                     if slot.temp is not None:
                         if slot.change.before is not None:
-                            slot.old = _second_name(slot.dir_fd, slot.name, txn_id)
+                            slot.old = second_name(slot.dir_fd, slot.name, txn_id)
                         os.replace(
                             slot.temp, slot.name, src_dir_fd=slot.dir_fd, dst_dir_fd=slot.dir_fd
                         )
                     elif slot.change.before is not None:
-                        slot.old = _old_name(slot.name, txn_id)
+                        slot.old = old_name(slot.name, txn_id)
                         try:
                             os.rename(
                                 slot.name, slot.old, src_dir_fd=slot.dir_fd, dst_dir_fd=slot.dir_fd
@@ -242,7 +198,7 @@ class FileTransactions:
                 log.warning("transaction %s failed after writing; restoring", txn_id)
                 self._restore(txn_id, changes, to_after=False)
                 if own_journal:
-                    self._clear_journal(txn_id)
+                    self.journals.clear(txn_id)
                 raise
         self._leftovers = [
             posixpath.join(posixpath.dirname(s.change.path), s.old)
@@ -252,7 +208,7 @@ class FileTransactions:
         if not self.reap_later:
             self.reap()  # before the journal goes: a crash until then is recovered, old names too
         if own_journal:
-            self._clear_journal(txn_id)
+            self.journals.clear(txn_id)
 
     # --- staging: the new contents, fsynced, before any rename -------------------------------
     def _stage(
@@ -281,7 +237,7 @@ class FileTransactions:
                 )
             if change.after is None:
                 continue
-            slot.temp = _temp_name(name, txn_id)
+            slot.temp = temp_name(name, txn_id)
             slot.mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
             if self._unnamed_ok():
                 try:
@@ -355,17 +311,17 @@ class FileTransactions:
     # --- recovery ------------------------------------------------------------------------------
     def pending(self) -> list[str]:
         """Transactions whose journal is still there (the process died during them)."""
-        return sorted(p.stem for p in self.journal_dir.glob("*.json"))
+        return self.journals.pending()
 
     def recover(self, committed: Callable[[str], bool]) -> list[Recovery]:
         """Resolve every leftover journal: forward if `committed(txn_id)`, else back to before.
         Idempotent: a crash during recovery is resolved by the next recovery."""
         done = []
         for txn_id in self.pending():
-            changes = self._read_journal(txn_id)
+            changes = self.journals.read(txn_id)
             forward = committed(txn_id)
             kept = self._restore(txn_id, changes, to_after=forward, recovering=True)
-            self._clear_journal(txn_id)
+            self.journals.clear(txn_id)
             done.append(
                 Recovery(
                     txn_id,
@@ -380,7 +336,7 @@ class FileTransactions:
         """Resolve one crashed transaction applied with `journal=False`, from the caller's
         record of it: every file to its after side if `forward`, else to its before side
         (files edited since are kept, as in `recover`). Idempotent."""
-        _check_txn_id(txn_id)
+        check_txn_id(txn_id)
         kept = self._restore(txn_id, changes, to_after=forward, recovering=True)
         return Recovery(
             txn_id,
@@ -417,8 +373,8 @@ class FileTransactions:
             wanted = change.after if to_after else change.before
             other = change.before if to_after else change.after
             with dirfd.open_parent(self.root, change.path, create=wanted is not None) as (fd, name):
-                dirfd.unlink_quietly(fd, _temp_name(name, txn_id))
-                dirfd.unlink_quietly(fd, _old_name(name, txn_id))
+                dirfd.unlink_quietly(fd, temp_name(name, txn_id))
+                dirfd.unlink_quietly(fd, old_name(name, txn_id))
                 current = dirfd.read_at(fd, name)
                 if current == wanted:
                     continue
@@ -429,53 +385,12 @@ class FileTransactions:
                 if wanted is None:
                     dirfd.unlink_quietly(fd, name)
                 else:
-                    temp = _temp_name(name, txn_id)
+                    temp = temp_name(name, txn_id)
                     mode = dirfd.mode_at(fd, name) or _DEFAULT_MODE
                     dirfd.write_temp(fd, temp, wanted, mode)
                     os.replace(temp, name, src_dir_fd=fd, dst_dir_fd=fd)
                 os.fsync(fd)
         return tuple(kept)
-
-    # --- the journal -----------------------------------------------------------------------------
-    def _journal_path(self, txn_id: str) -> Path:
-        return self.journal_dir / f"{txn_id}.json"
-
-    def _write_journal(self, txn_id: str, changes: Sequence[FileChange]) -> None:
-        record = {
-            "txn_id": txn_id,
-            "root": str(self.root),
-            "files": [
-                {
-                    "path": c.path,
-                    "before": sha256_or_none(c.before),
-                    "after": sha256_or_none(c.after),
-                }
-                for c in changes
-            ],
-        }
-        atomic_write(self._journal_path(txn_id), json.dumps(record).encode())
-
-    def _read_journal(self, txn_id: str) -> list[FileChange]:
-        record = json.loads(self._journal_path(txn_id).read_bytes())
-        return [
-            FileChange(
-                f["path"],
-                None if f["before"] is None else self.blobs.get_blob(f["before"]),
-                None if f["after"] is None else self.blobs.get_blob(f["after"]),
-            )
-            for f in record["files"]
-        ]
-
-    def _clear_journal(self, txn_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._journal_path(txn_id).unlink()
-        fsync_dir(self.journal_dir)
-
-
-def _temp_name(name: str, txn_id: str) -> str:
-    # Same directory as the target (rename is atomic only within one filesystem); a dot name
-    # and .tmp suffix keep editors and the watcher's default excludes away from it.
-    return f".{name}.ghost-{txn_id[:16]}.tmp"
 
 
 def _close_temps(slots: Sequence[_Slot]) -> None:
@@ -483,25 +398,3 @@ def _close_temps(slots: Sequence[_Slot]) -> None:
         if slot.temp_fd is not None:
             os.close(slot.temp_fd)
             slot.temp_fd = None
-
-
-def _old_name(name: str, txn_id: str) -> str:
-    return f".{name}.ghost-{txn_id[:16]}.old.tmp"
-
-
-def _second_name(dir_fd: int, name: str, txn_id: str) -> str | None:
-    """Link the file about to be replaced under its old name (see Leftovers); None where the
-    file system has no hard links, or the name is taken by a leftover nobody could reap (the
-    rename then frees the file at once, as it always did)."""
-    old = _old_name(name, txn_id)
-    try:
-        os.link(name, old, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-    except OSError as exc:
-        log.debug("no second name for %s: %s", name, exc)
-        return None
-    return old
-
-
-def _check_txn_id(txn_id: str) -> None:
-    if not txn_id or not all(c.isalnum() or c in "-_" for c in txn_id):
-        raise ValueError(f"transaction id must be alphanumeric, '-' or '_': {txn_id!r}")

@@ -315,8 +315,8 @@ def instrument(clock: PhaseClock, ours: Ours) -> None:
     if hasattr(store, "put_blobs"):  # a batched variant, if the store grows one
         clock.wrap(store, "put_blobs", blob_label)
     clock.wrap(txns, "apply", TXN)
-    clock.wrap(txns, "_write_journal", "txn: journal write (write, rename)")
-    clock.wrap(txns, "_clear_journal", "txn: journal clear (unlink)")
+    clock.wrap(txns.journals, "write", "txn: journal write (write, rename)")
+    clock.wrap(txns.journals, "clear", "txn: journal clear (unlink)")
     clock.wrap(dirfd, "write_temp", "txn: temp write (open, write, fchmod)")
     clock.wrap(os, "fsync", "os.fsync (temps, journal, dirs)")
 

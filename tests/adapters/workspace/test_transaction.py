@@ -13,12 +13,8 @@ from pathlib import Path
 import pytest
 
 from adapters.workspace import dirfd
-from adapters.workspace.transaction import (
-    CallerJournal,
-    FileChange,
-    FileChangedError,
-    FileTransactions,
-)
+from adapters.workspace.changes import CallerJournal, FileChange, FileChangedError
+from adapters.workspace.transaction import FileTransactions
 from eventstore import SQLiteEventStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -200,7 +196,8 @@ def test_a_full_disk_leaves_no_temp(
 _DIE_IN_RECORD = """
 import os, sys, time
 from pathlib import Path
-from adapters.workspace.transaction import CallerJournal, FileChange, FileTransactions
+from adapters.workspace.changes import CallerJournal, FileChange
+from adapters.workspace.transaction import FileTransactions
 from eventstore import SQLiteEventStore
 root, state = Path(sys.argv[1]), Path(sys.argv[2])
 t = FileTransactions(root, state / "journal", SQLiteEventStore(state / "events.db"))
@@ -305,7 +302,7 @@ def test_recover_rolls_back_uncommitted_and_forward_committed(
         raise KeyboardInterrupt  # stands in for a crash right at the commit point
 
     # Simulate a crash after the renames: write the journal and files by hand.
-    t._write_journal("p2", changes)
+    t.journals.write("p2", changes)
     (ws / "a.py").write_bytes(b"a = 10\n")
     for change in changes:
         if change.after is not None:
@@ -317,7 +314,7 @@ def test_recover_rolls_back_uncommitted_and_forward_committed(
     assert snapshot(ws)["a.py"] == b"a = 1\n"
     assert "z.py" not in snapshot(ws)
 
-    t._write_journal("p3", changes)
+    t.journals.write("p3", changes)
     [recovery] = t.recover(committed=lambda txn: True)
     assert recovery.outcome == "applied"
     assert snapshot(ws)["a.py"] == b"a = 10\n"
@@ -378,7 +375,7 @@ def test_recovery_never_overwrites_a_file_edited_while_the_node_was_down(
         for content in (change.before, change.after):
             if content is not None:
                 store.put_blob(content)
-    t._write_journal("p9", changes)  # a crash right after the journal was written
+    t.journals.write("p9", changes)  # a crash right after the journal was written
     (ws / "a.py").write_bytes(b"a = 'typed by the developer later'\n")
     [recovery] = t.recover(committed=lambda txn: False)
     assert recovery.kept == ("a.py",)

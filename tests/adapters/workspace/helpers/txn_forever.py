@@ -10,7 +10,8 @@ import uuid
 from pathlib import Path
 
 from adapters.workspace import dirfd
-from adapters.workspace.transaction import FileChange, FileTransactions
+from adapters.workspace.changes import FileChange
+from adapters.workspace.transaction import FileTransactions
 from eventstore import NewEvent, SQLiteEventStore
 
 FILES = ["a.txt", "b.txt", "sub/c.txt", "sub/deep/d.txt", "e.txt"]

@@ -1,0 +1,59 @@
+"""Rolling a patch back: the changes that restore its files (and the drift since), and the
+rollback transaction itself. PatchFlow.rollback (an owner's decision), the automatic rollback
+after failed tests and crash recovery all go through here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors.patches.changes import changes_json, expected_writes
+from adapters.ledger.projection import PatchView
+from adapters.patching import SandboxView
+from adapters.workspace.changes import FileChange, sha256_or_none
+from eventstore.catalogue import EventType
+
+if TYPE_CHECKING:
+    from actors.patches.flow import PatchFlow
+
+
+def changes_back(flow: PatchFlow, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
+    """The changes that put the patch's files back, and every file changed since it (the
+    drift a rollback refuses unless forced)."""
+    changes, drift = [], []
+    for change in view.changes:
+        path = change["path"]
+        want_now, restore = change["after_sha256"], change["before_sha256"]
+        current = SandboxView(flow.sandbox).read(path)
+        before = None if restore is None else flow.store.get_blob(restore)
+        if sha256_or_none(current) != want_now:
+            drift.append(
+                {
+                    "path": path,
+                    "expected_sha256": want_now,
+                    "actual_sha256": sha256_or_none(current),
+                }
+            )
+        changes.append(FileChange(path, current, before))
+    return changes, drift
+
+
+def roll_back(
+    flow: PatchFlow, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+) -> None:
+    """Apply `changes` as the patch's next rollback transaction (`<pid>-rb<n>`, journaled in a
+    file), whose commit is PatchRolledBack."""
+    view = flow.ledger.view(pid)
+    txn_id = f"{pid}-rb{sum(1 for d in view.decisions if d['decision'] == 'rolled_back') + 1}"
+    data = {
+        "patch_id": pid,
+        "txn_id": txn_id,
+        "reason": reason,
+        "by": by,
+        "forced": forced,
+        "changes": changes_json(changes),
+    }
+    if flow.expect_writes is not None:
+        flow.expect_writes(expected_writes(changes), f"patch:{pid}")
+    flow.transactions.apply(
+        txn_id, changes, lambda: flow._record(pid, EventType.PATCH_ROLLED_BACK, data)
+    )
