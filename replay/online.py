@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from adapters.ledger.status import PatchStatus
 from adapters.statedir import StateDir
 from eventstore import SQLiteEventStore, StoreError
 from replay import reading
@@ -56,7 +57,7 @@ def _print_outcome(outcome: dict[str, Any], as_json: bool) -> None:
     p = printable
     pid, status = p(outcome.get("patch_id")), p(outcome.get("status"))
     print(f"patch {pid}: {status}")
-    if status == "queued":
+    if status == PatchStatus.QUEUED:
         message = p(outcome.get("message") or "still in progress")
         print(f"  {message}; `ghost show {pid}` tells more")
     for f in outcome.get("files") or ():
@@ -73,7 +74,7 @@ def _print_outcome(outcome: dict[str, Any], as_json: bool) -> None:
 
 
 def _failed(outcome: dict[str, Any], expected: tuple[str, ...]) -> int:
-    return EXIT_OK if outcome.get("status") in (*expected, "queued") else EXIT_PROBLEM
+    return EXIT_OK if outcome.get("status") in (*expected, PatchStatus.QUEUED) else EXIT_PROBLEM
 
 
 def cmd_approve(args: argparse.Namespace, state_dir: Path) -> int:
@@ -81,7 +82,7 @@ def cmd_approve(args: argparse.Namespace, state_dir: Path) -> int:
     outcome = client.request("POST", _patch_path(args.patch_id, "approve"), {})
     _print_outcome(outcome, args.json)
     # Approved but then refused (does not apply any more) or failed its tests: not ok.
-    return _failed(outcome, ("applied",))
+    return _failed(outcome, (PatchStatus.APPLIED,))
 
 
 def cmd_reject(args: argparse.Namespace, state_dir: Path) -> int:
@@ -107,13 +108,13 @@ def rollback(args: argparse.Namespace, client: NodeClient) -> int:
             for changed in exc.details.get("changed", ()):
                 print(f"  changed since: {changed.get('path')}", file=sys.stderr)
         return EXIT_PROBLEM
-    if args.json or outcome.get("status") == "queued":
+    if args.json or outcome.get("status") == PatchStatus.QUEUED:
         _print_outcome(outcome, args.json)
     else:  # as the offline rollback says it
         print(f"{'would roll back' if args.dry_run else 'rolled back'} patch {args.patch_id}")
         print(outcome.get("diff") or "", end="")
     # A dry run answers with the patch's status as it is (applied, failed): that is fine.
-    return EXIT_OK if args.dry_run else _failed(outcome, ("rolled_back",))
+    return EXIT_OK if args.dry_run else _failed(outcome, (PatchStatus.ROLLED_BACK,))
 
 
 def cmd_pause(args: argparse.Namespace, state_dir: Path) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from adapters.ledger.status import PatchStatus
 from adapters.operations.ports import Unavailable
 from adapters.slack.replies import ControlError
 from adapters.web.app import WebApp
@@ -69,8 +70,8 @@ class ServiceControl:
         body: Mapping[str, Any] = self._invoke(
             name, {"patch_id": patch_id}, by, wait_s=DECISION_TIMEOUT_S
         )
-        if body.get("status") == "queued":
-            return {"patch_id": patch_id, "status": "queued"}
+        if body.get("status") == PatchStatus.QUEUED:
+            return {"patch_id": patch_id, "status": PatchStatus.QUEUED}
         return body
 
     def approve(self, patch_id: str, by: str) -> Mapping[str, Any]:

@@ -52,7 +52,7 @@ class PatchIndex:
                 if len(page) < _PAGE:
                     break
             briefs = [
-                Brief(pid, "failed" if status == "failed_tests" else status, ws, first)
+                Brief(pid, PatchStatus(status).public, ws, first)
                 for pid, (status, ws, first) in self._briefs.items()
             ]
         briefs.sort(key=lambda b: b.first_position)

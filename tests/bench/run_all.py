@@ -29,6 +29,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("watcher", ["--node"]),
     ("replay", []),
     ("http_api", []),
+    ("roundtrip", ["--runs", "100"]),
 ]
 
 

@@ -6,6 +6,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from adapters.ledger.records import FlowError, PatchOutcome
+from adapters.ledger.status import PatchStatus
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import FLOW_STATUS, ApiError, flow_error
 from adapters.web.http import ApiResponse
@@ -16,7 +17,7 @@ def answer_outcome(app: WebApp, outcome: PatchOutcome, submitted: bool) -> ApiRe
     every outcome field next to it, so that the model sees each failing hunk at once."""
     body = outcome.as_json()
     app.metrics.patches.labels(outcome.status).inc()
-    if submitted and outcome.status == "rejected" and outcome.error is not None:
+    if submitted and outcome.status == PatchStatus.REJECTED and outcome.error is not None:
         error = outcome.error
         raise ApiError(
             FLOW_STATUS.get(error.code, 422),
@@ -25,18 +26,18 @@ def answer_outcome(app: WebApp, outcome: PatchOutcome, submitted: bool) -> ApiRe
             error.details,
             extra={k: v for k, v in body.items() if k != "error"},
         )
-    return ApiResponse(202 if outcome.status == "queued" else 200, body)
+    return ApiResponse(202 if outcome.status == PatchStatus.QUEUED else 200, body)
 
 
 def settle(app: WebApp, pid: str, done: Any, submitted: bool) -> ApiResponse:
     """What `wait_future` gave: TIMED_OUT -> 202 queued; else the Future's outcome/error."""
     if done is TIMED_OUT:
-        app.metrics.patches.labels("queued").inc()
+        app.metrics.patches.labels(PatchStatus.QUEUED).inc()
         return ApiResponse(
             202,
             {
                 "patch_id": pid,
-                "status": "queued",
+                "status": PatchStatus.QUEUED,
                 "message": f"still in progress; GET /patches/{pid} tells the outcome",
             },
         )

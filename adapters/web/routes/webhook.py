@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 
 from adapters.ledger.records import FlowError, command_from_body
+from adapters.ledger.status import PatchStatus
 from adapters.operations.model import Call
 from adapters.web.app import TIMED_OUT, WebApp
 from adapters.web.errors import flow_error
@@ -43,7 +44,7 @@ def run_tests(app: WebApp, call: Call) -> Deferred[ApiResponse]:
 
     def answered(done: Any) -> ApiResponse:
         if done is TIMED_OUT:
-            return ApiResponse(202, {"status": "queued", "workspace": workspace})
+            return ApiResponse(202, {"status": PatchStatus.QUEUED, "workspace": workspace})
         try:
             return ApiResponse(200, {"workspace": workspace, **done.result()})
         except FlowError as exc:
