@@ -31,8 +31,8 @@ from actors.edge import (
     tunnel_specs,
     watcher_specs,
 )
+from actors.exits import EXIT_GAVE_UP, EXIT_OK, EXIT_USAGE, version
 from actors.messages import AddCheck, GaveUp
-from actors.node import EXIT_GAVE_UP, EXIT_OK, EXIT_USAGE, version
 from actors.patch_actor import PatchActor, PatchService
 from actors.patches.testing import default_test_runner
 from actors.ports import ActorProbe, HealthProbe

@@ -13,23 +13,14 @@ import os
 import sys
 import threading
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
+from actors.exits import EXIT_USAGE, version
 from adapters.config import CliOverrides, ConfigError, EnvSecrets, load_config
 from adapters.processes.ports import cannot_listen
 from adapters.statedir import StateDir, StateDirError
 
 log = logging.getLogger("ghost.node")
-
-EXIT_OK, EXIT_USAGE, EXIT_GAVE_UP = 0, 2, 70
-
-
-def version() -> str:
-    try:
-        return metadata.version("ghost-runner")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -21,7 +21,8 @@ from typing import Any
 from actors.base import GhostActor
 from actors.errors import ChildUnavailableError
 from actors.handle import ChildHandle
-from actors.patches.flow import ExpectWrites, PatchFlow, new_patch_id
+from actors.patches.flow import PatchFlow, new_patch_id
+from actors.patches.parts import AnnounceWrites
 from actors.patches.testing import TestRunner, default_test_runner
 from adapters.config import WorkspaceConfig
 from adapters.ledger.projection import PatchView, fold
@@ -80,7 +81,7 @@ class PatchActor(GhostActor):
         store: EventStore,
         journal_dir: Path,
         test_runner: TestRunner = default_test_runner,
-        expect_writes: ExpectWrites | None = None,
+        expect_writes: AnnounceWrites | None = None,
     ) -> None:
         super().__init__(f"patch.{workspace.name}")
         self.workspace = workspace

@@ -29,7 +29,7 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from actors.patches.changes import (
     without_host_paths,
 )
 from actors.patches.ledger import PatchLedger
+from actors.patches.parts import AnnounceWrites
 from actors.patches.testing import (
     TestRunner,
     default_test_runner,
@@ -76,8 +77,6 @@ log = logging.getLogger(__name__)
 
 # Writes that fail for want of room (a full disk, a quota, a file size limit): retryable.
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-# Told before our own writes, so the watcher reports them as `patch:<id>`, not `external`.
-ExpectWrites = Callable[[Mapping[str, str | None], str], None]
 
 
 def new_patch_id() -> str:
@@ -91,7 +90,7 @@ class PatchFlow:
         store: EventStore,
         journal_dir: Path,
         test_runner: TestRunner = default_test_runner,
-        expect_writes: ExpectWrites | None = None,
+        expect_writes: AnnounceWrites | None = None,
         reap_later: bool = False,
     ) -> None:
         """`reap_later`: the old files a transaction replaced are unlinked by `tidy()`, which
@@ -167,7 +166,7 @@ class PatchFlow:
             return self.outcome(known)  # an idempotent retry: the same answer, no second apply
         pid = patch_id or new_patch_id()
         body = json.dumps(command.raw, sort_keys=True, default=str).encode()
-        self._record(
+        self.record(
             pid,
             EventType.PATCH_RECEIVED,
             {
@@ -193,7 +192,7 @@ class PatchFlow:
             self.ledger.by_client_id[command.client_id] = pid
         try:
             if self.paused and not command.dry_run:
-                self._record(pid, EventType.PATCH_QUEUED, {"patch_id": pid, "reason": "paused"})
+                self.record(pid, EventType.PATCH_QUEUED, {"patch_id": pid, "reason": "paused"})
                 self.queue.append(pid)
                 return self.outcome(pid)
             return self._process(pid, command, approved=False)
@@ -204,7 +203,7 @@ class PatchFlow:
         view = self.ledger.view(pid)
         if view.status != PatchStatus.PENDING_APPROVAL:
             raise FlowError("conflict", f"patch {pid} is {view.public_status}, not pending")
-        self._record(pid, EventType.PATCH_APPROVED, {"patch_id": pid, "by": by})
+        self.record(pid, EventType.PATCH_APPROVED, {"patch_id": pid, "by": by})
         return self._process(pid, self.ledger.command_of(view), approved=True)
 
     def reject(self, pid: str, by: str, reason: str = "") -> PatchOutcome:
@@ -249,7 +248,7 @@ class PatchFlow:
         diff = diff_of(changes)
         if dry_run:
             return PatchOutcome(pid, view.public_status, diff=diff)
-        self._roll_back(pid, changes, reason="manual", by=by, forced=force and bool(drift))
+        self.roll_back(pid, changes, reason="manual", by=by, forced=force and bool(drift))
         return self.outcome(pid, diff)
 
     def run_tests_now(self, by: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -289,10 +288,10 @@ class PatchFlow:
         diff_bytes = diff.encode()
         shown = {"patch_id": pid, "files": files, "diff_blob": sha256(diff_bytes)}
         if command.dry_run:
-            self._record(pid, EventType.PATCH_DRY_RUN, shown, blobs=[diff_bytes])
+            self.record(pid, EventType.PATCH_DRY_RUN, shown, blobs=[diff_bytes])
             return self.outcome(pid, diff)
         if self.workspace.approval == "manual" and not approved:
-            self._record(pid, EventType.PATCH_PENDING_APPROVAL, shown, blobs=[diff_bytes])
+            self.record(pid, EventType.PATCH_PENDING_APPROVAL, shown, blobs=[diff_bytes])
             return self.outcome(pid, diff)
         changes = [FileChange(path, before, after) for path, before, after in planned.changes()]
         applied: dict[str, Any] = {**shown, "txn_id": pid, "changes": changes_json(changes)}
@@ -311,14 +310,12 @@ class PatchFlow:
                 pid,
                 changes,
                 # Not forced to disk: the renames were the commit point (module doc).
-                lambda: self._record(pid, EventType.PATCH_APPLIED, applied, durable=False),
+                lambda: self.record(pid, EventType.PATCH_APPLIED, applied, durable=False),
                 # The transaction's journal: its changes, and as blobs the contents of both
                 # sides, durable before any file is renamed (see recovery.py); the new
                 # contents are written and fsynced meanwhile.
                 CallerJournal(
-                    lambda: self._record(
-                        pid, EventType.PATCH_APPLYING, journal, blobs=journal_blobs
-                    )
+                    lambda: self.record(pid, EventType.PATCH_APPLYING, journal, blobs=journal_blobs)
                 ),
             )
         except FileChangedError as exc:
@@ -341,16 +338,16 @@ class PatchFlow:
     def _run_tests(self, pid: str, command: PatchCommand, changes: list[FileChange]) -> None:
         test_command = self.workspace.test_command
         assert test_command is not None
-        self._record(
+        self.record(
             pid, EventType.TESTS_STARTED, {"patch_id": pid, "command": str(test_command.args)}
         )
         run = self.test_runner(self.workspace)
         finished = {"patch_id": pid, **finished_data(run)}
-        self._record(pid, EventType.TESTS_FINISHED, finished, blobs=[run.output])
+        self.record(pid, EventType.TESTS_FINISHED, finished, blobs=[run.output])
         if run.status != "passed" and rolls_back(self.workspace, command):
             reverse = [FileChange(c.path, c.after, c.before) for c in changes]
             try:
-                self._roll_back(pid, reverse, reason="tests_failed", by="ghost-node", forced=False)
+                self.roll_back(pid, reverse, reason="tests_failed", by="ghost-node", forced=False)
             except FileChangedError as exc:
                 log.error("patch %s: automatic rollback refused: %s", pid, exc)
 
@@ -358,7 +355,7 @@ class PatchFlow:
         """The changes that put the patch's files back, and every file changed since it."""
         return rollback.changes_back(self, view)
 
-    def _roll_back(
+    def roll_back(
         self, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
     ) -> None:
         rollback.roll_back(self, pid, changes, reason, by, forced)
@@ -378,10 +375,10 @@ class PatchFlow:
         data = {"patch_id": pid, "code": code, "message": message, "details": dict(details)}
         if by is not None:
             data["by"] = by
-        self._record(pid, EventType.PATCH_REJECTED, data)
+        self.record(pid, EventType.PATCH_REJECTED, data)
         return self.outcome(pid)
 
-    def _record(
+    def record(
         self,
         pid: str,
         kind: EventType,

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from actors.patches.parts import FlowParts
 from actors.patches.testing import CUT_SHORT, rolls_back
 from adapters.ledger.status import ON_DISK, PatchStatus
 from adapters.workspace.changes import FileChange
 from eventstore.catalogue import EventType, patch_stream
-
-if TYPE_CHECKING:
-    from actors.patches.flow import PatchFlow
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,7 @@ log = logging.getLogger(__name__)
 _INTERRUPTED = frozenset({PatchStatus.RECEIVED, PatchStatus.APPROVED})
 
 
-def settle(flow: PatchFlow) -> None:
+def settle(flow: FlowParts) -> None:
     """Resolve every crashed transaction and interrupted patch of the flow's workspace (its
     ledger loaded, every view pinned)."""
     ledger = flow.ledger
@@ -52,7 +50,7 @@ def split_txn(txn_id: str) -> tuple[str, str]:
     return pid, "rollback" if sep else "apply"
 
 
-def _committed(flow: PatchFlow, txn_id: str) -> bool:
+def _committed(flow: FlowParts, txn_id: str) -> bool:
     pid, kind = split_txn(txn_id)
     wanted = EventType.PATCH_APPLIED if kind == "apply" else EventType.PATCH_ROLLED_BACK
     return any(
@@ -61,7 +59,7 @@ def _committed(flow: PatchFlow, txn_id: str) -> bool:
     )
 
 
-def _recover_apply(flow: PatchFlow, pid: str) -> None:
+def _recover_apply(flow: FlowParts, pid: str) -> None:
     """A crash between PatchApplying and PatchApplied (or a power loss that took an unforced
     PatchApplied): if every rename happened, the patch is complete; else every file goes back."""
     applying = [
@@ -84,10 +82,10 @@ def _recover_apply(flow: PatchFlow, pid: str) -> None:
     _recovered(flow, pid, recovery.outcome, recovery.kept, applying=journal)
 
 
-def _finish_tests(flow: PatchFlow, pid: str) -> None:
+def _finish_tests(flow: FlowParts, pid: str) -> None:
     view = flow.ledger.view(pid)
     if view.tests is not None and view.tests.get("status") == "running":
-        flow._record(pid, EventType.TESTS_FINISHED, {"patch_id": pid, **CUT_SHORT})
+        flow.record(pid, EventType.TESTS_FINISHED, {"patch_id": pid, **CUT_SHORT})
         view = flow.ledger.view(pid)
     if view.status != PatchStatus.FAILED_TESTS:
         return
@@ -99,12 +97,12 @@ def _finish_tests(flow: PatchFlow, pid: str) -> None:
             "patch %s: automatic rollback still refused: %d file(s) changed since", pid, len(drift)
         )
         return
-    flow._roll_back(pid, changes, reason="tests_failed", by="ghost-node", forced=False)
+    flow.roll_back(pid, changes, reason="tests_failed", by="ghost-node", forced=False)
     log.warning("patch %s: its automatic rollback, cut short by a crash, is done", pid)
 
 
 def _recovered(
-    flow: PatchFlow,
+    flow: FlowParts,
     txn_id: str,
     outcome: str,
     kept: tuple[str, ...] = (),
@@ -137,5 +135,5 @@ def _recovered(
         data["changes"] = list(applying.get("changes") or [])
         if applying.get("diff_blob"):
             data["diff_blob"] = applying["diff_blob"]
-    flow._record(pid, EventType.PATCH_RECOVERED, data)
+    flow.record(pid, EventType.PATCH_RECOVERED, data)
     log.warning("patch %s: %s (%s)", pid, message, kind)

@@ -4,19 +4,17 @@ after failed tests and crash recovery all go through here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from actors.patches.changes import changes_json, expected_writes
+from actors.patches.parts import FlowParts
 from adapters.ledger.projection import PatchView
 from adapters.patching import SandboxView
 from adapters.workspace.changes import FileChange, sha256_or_none
 from eventstore.catalogue import EventType
 
-if TYPE_CHECKING:
-    from actors.patches.flow import PatchFlow
 
-
-def changes_back(flow: PatchFlow, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
+def changes_back(flow: FlowParts, view: PatchView) -> tuple[list[FileChange], list[dict[str, Any]]]:
     """The changes that put the patch's files back, and every file changed since it (the
     drift a rollback refuses unless forced)."""
     changes, drift = [], []
@@ -38,7 +36,7 @@ def changes_back(flow: PatchFlow, view: PatchView) -> tuple[list[FileChange], li
 
 
 def roll_back(
-    flow: PatchFlow, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+    flow: FlowParts, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
 ) -> None:
     """Apply `changes` as the patch's next rollback transaction (`<pid>-rb<n>`, journaled in a
     file), whose commit is PatchRolledBack."""
@@ -55,5 +53,5 @@ def roll_back(
     if flow.expect_writes is not None:
         flow.expect_writes(expected_writes(changes), f"patch:{pid}")
     flow.transactions.apply(
-        txn_id, changes, lambda: flow._record(pid, EventType.PATCH_ROLLED_BACK, data)
+        txn_id, changes, lambda: flow.record(pid, EventType.PATCH_ROLLED_BACK, data)
     )

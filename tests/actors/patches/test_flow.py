@@ -321,12 +321,12 @@ store = SQLiteEventStore(state / "events.db")
 flow = PatchFlow(WorkspaceConfig(name="main", path=root), store, state / "journal")
 flow.load()
 if where == "before_applied":  # every file renamed and fsynced, PatchApplied not recorded
-    record = flow._record
+    record = flow.record
     def dying(pid, kind, *args, **kwargs):
         if kind == EventType.PATCH_APPLIED:
             os._exit(9)
         return record(pid, kind, *args, **kwargs)
-    flow._record = dying
+    flow.record = dying
 else:  # "mid_rename": the first file renamed over, the second not
     real_replace = os.replace
     def dying_replace(*args, **kwargs):
@@ -408,7 +408,7 @@ def test_failed_tests_whose_rollback_a_crash_cut_short_roll_back_on_load(
     def killed(*args: object, **kwargs: object) -> None:
         raise _Killed
 
-    flow._roll_back = killed  # type: ignore[method-assign]
+    flow.roll_back = killed  # type: ignore[method-assign]
     with pytest.raises(_Killed):
         submit(flow, patch=v4a("app.py", "x = 1", "x = 'BROKEN'"))
     assert "BROKEN" in (ws.path / "app.py").read_text()
