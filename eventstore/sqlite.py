@@ -311,6 +311,19 @@ class SQLiteEventStore:
         )
         return int(row[0] or 0)
 
+    def streams(self, prefix: str, limit: int = 100) -> list[str]:
+        # A range on the (stream, version) index, not a LIKE: `_` and `%` mean nothing here.
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT DISTINCT stream FROM events WHERE stream >= ? AND stream < ? "
+                "ORDER BY stream LIMIT ?",
+                (prefix, prefix + "\U0010ffff", max(0, limit)),
+            )
+            .fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     def get_blob(self, sha256: str) -> bytes:
         row = (
             self._reader()

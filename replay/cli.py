@@ -33,7 +33,8 @@ from adapters.statedir import StateDir, StateDirError
 from adapters.systemd import ServiceSpec, install_service, launchd_plist, systemd_unit
 from eventstore import RecordedEvent, SQLiteEventStore, StoreError, VerifyReport
 from eventstore.protocol import EventStore
-from replay import online, reading
+from replay import locate, online, reading
+from replay.locate import UsageError
 from replay.node_client import NodeClient, NodeError, NodeNotRunning
 from replay.output import print_json, printable, table, to_json
 from replay.snapshots import SnapshotDir
@@ -57,15 +58,9 @@ class OfflineRollback(Protocol):
     ) -> PatchOutcome: ...
 
 
-class UsageError(Exception):
-    """Bad arguments or config: exit 2."""
-
-
 def _config(args: argparse.Namespace) -> Config:
-    try:
-        return load_config(args.config, CliOverrides(state_dir=args.state_dir))
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
+    """The config of the node this command is about (see replay/locate.py)."""
+    return locate.operator_config(args.config, args.state_dir, Path.cwd())
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -78,6 +73,13 @@ def _open(args: argparse.Namespace) -> SQLiteEventStore:
     if not db.exists():
         raise UsageError(f"no event store at {db} (has ghost-node run here? see --state-dir)")
     return SQLiteEventStore(db, readonly=True)
+
+
+def _patch_id(args: argparse.Namespace, typed: str) -> str:
+    """The whole id of the patch `typed` names (a unique prefix will do), checked against the
+    store; a command then reports an unknown one in its own words."""
+    with _open(args) as store:
+        return locate.patch_id(store, typed) or typed
 
 
 # --- read-only commands -----------------------------------------------------------------------
@@ -317,6 +319,19 @@ def _drift_json(d: reading.Drift) -> dict[str, Any]:
     }
 
 
+def cmd_blob(args: argparse.Namespace) -> int:
+    """A content the store keeps (a file as a patch found or left it, a rollback's overwritten
+    edits, test output), byte for byte on stdout."""
+    with _open(args) as store:
+        if not store.has_blob(args.sha256):
+            print(f"ghost: the store holds no blob {args.sha256}", file=sys.stderr)
+            return EXIT_PROBLEM
+        content = store.get_blob(args.sha256)
+    sys.stdout.buffer.write(content)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     with _open(args) as store:
         for event in store.iter_all():
@@ -344,7 +359,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
             if view is None:
                 print(f"ghost: no patch {args.patch_id}", file=sys.stderr)
                 return EXIT_PROBLEM
-            workspace = config.workspace(view.workspace)
+            # Where the node recorded the workspace, never the current directory.
+            workspace = locate.recorded_workspace(store, view.workspace, state.path)
             journal = state.path / "journal" / workspace.name
             try:
                 outcome = rollback(
@@ -367,19 +383,14 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                         }
                     )
                 else:
-                    print(f"ghost: {exc}", file=sys.stderr)
-                    for changed in exc.error.details.get("changed", ()):
-                        print(f"  changed since: {changed['path']}", file=sys.stderr)
+                    online.print_refusal(str(exc), exc.error.details)
                 return EXIT_PROBLEM
     finally:
         state.close()
     if args.json:
         print_json(outcome.as_json())
     else:
-        verb = "would roll back" if args.dry_run else "rolled back"
-        print(f"{verb} patch {outcome.patch_id}")
-        if outcome.diff:
-            print(outcome.diff, end="")
+        online.print_rolled_back(outcome.patch_id, args.dry_run, outcome.as_json())
     return EXIT_OK
 
 
@@ -422,7 +433,11 @@ period_s = {sup.period_s:g}
 
 
 def cmd_service_install(args: argparse.Namespace) -> int:
-    config = _config(args)
+    # Before any node has run: the state directory need not exist yet.
+    try:
+        config = load_config(args.config, CliOverrides(state_dir=args.state_dir))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
     node = Path(__file__).resolve().parent.parent / "bin" / "ghost-node"
     config_path = args.config.resolve() if args.config else None
     spec = ServiceSpec.from_config(config, node, config_path)
@@ -479,6 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(run=cmd_verify)
 
+    blob = sub.add_parser("blob", help="print a content the store keeps, by its sha256")
+    blob.add_argument("sha256")
+    blob.set_defaults(run=cmd_blob)
+
     export = sub.add_parser("export", help="every event as JSON lines")
     export.add_argument("--jsonl", action="store_true", required=True)
     export.set_defaults(run=cmd_export)
@@ -515,6 +534,9 @@ def main(argv: list[str] | None = None, offline_rollback: OfflineRollback | None
     args = build_parser().parse_args(argv)
     args.offline_rollback = offline_rollback
     try:
+        for field in ("patch_id", "patch"):  # `ghost show 4730`: a unique prefix will do
+            if getattr(args, field, None):
+                setattr(args, field, _patch_id(args, getattr(args, field)))
         return int(args.run(args))
     except (UsageError, NodeNotRunning) as exc:
         print(f"ghost: {exc}", file=sys.stderr)

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,17 +104,40 @@ def rollback(args: argparse.Namespace, client: NodeClient) -> int:
         if args.json:
             print_json(exc.as_json())
         else:
-            print(f"ghost: {exc.message}", file=sys.stderr)
-            for changed in exc.details.get("changed", ()):
-                print(f"  changed since: {changed.get('path')}", file=sys.stderr)
+            print_refusal(exc.message, exc.details)
         return EXIT_PROBLEM
     if args.json or outcome.get("status") == PatchStatus.QUEUED:
         _print_outcome(outcome, args.json)
     else:  # as the offline rollback says it
-        print(f"{'would roll back' if args.dry_run else 'rolled back'} patch {args.patch_id}")
-        print(outcome.get("diff") or "", end="")
+        print_rolled_back(args.patch_id, args.dry_run, outcome)
     # A dry run answers with the patch's status as it is (applied, failed): that is fine.
     return EXIT_OK if args.dry_run else _failed(outcome, (PatchStatus.ROLLED_BACK,))
+
+
+def print_refusal(message: str, details: Mapping[str, Any]) -> None:
+    """A refused rollback, on stderr: why, then what changed in each file since the patch."""
+    print(f"ghost: {printable(message)}", file=sys.stderr)
+    for changed in details.get("changed", ()):
+        print(f"  changed since: {printable(changed.get('path'))}", file=sys.stderr)
+        diff = changed.get("diff") or ""
+        if diff:
+            print(
+                printable(diff, lines=True),
+                end="" if diff.endswith("\n") else "\n",
+                file=sys.stderr,
+            )
+    if details.get("changed"):
+        print(
+            "  `ghost rollback --force` overwrites them; their contents are kept", file=sys.stderr
+        )
+
+
+def print_rolled_back(patch_id: str, dry_run: bool, outcome: Mapping[str, Any]) -> None:
+    print(f"{'would roll back' if dry_run else 'rolled back'} patch {printable(patch_id)}")
+    print(printable(outcome.get("diff") or "", lines=True), end="")
+    for kept in outcome.get("kept") or ():
+        path, sha = printable(kept.get("path")), printable(kept.get("sha256"))
+        print(f"  your edits to {path} were overwritten; kept: ghost blob {sha} > {path}.mine")
 
 
 def cmd_pause(args: argparse.Namespace, state_dir: Path) -> int:

@@ -30,6 +30,7 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -240,16 +241,19 @@ class PatchFlow:
         if drift and not force:
             raise FlowError(
                 "conflict",
-                f"{len(drift)} file(s) changed since patch {pid}; rollback refused "
-                "(force to override)",
+                f"{len(drift)} file(s) changed since patch {pid}; rollback refused: force it "
+                "(force: true, `ghost rollback --force`) to overwrite them, their contents "
+                "kept as blobs",
                 {"changed": drift},
             )
         # The answer's diff is the rollback's own effect (current -> before), as a dry run shows.
         diff = diff_of(changes)
         if dry_run:
             return PatchOutcome(pid, view.public_status, diff=diff)
-        self.roll_back(pid, changes, reason="manual", by=by, forced=force and bool(drift))
-        return self.outcome(pid, diff)
+        overwritten = drift if force else []
+        self.roll_back(pid, changes, reason="manual", by=by, overwritten=overwritten)
+        kept = tuple({"path": d["path"], "sha256": d["actual_sha256"]} for d in overwritten)
+        return replace(self.outcome(pid, diff), kept=kept)
 
     def run_tests_now(self, by: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The webhook's `run_tests`, between patches (the actor's queue orders it)."""
@@ -347,7 +351,7 @@ class PatchFlow:
         if run.status != "passed" and rolls_back(self.workspace, command):
             reverse = [FileChange(c.path, c.after, c.before) for c in changes]
             try:
-                self.roll_back(pid, reverse, reason="tests_failed", by="ghost-node", forced=False)
+                self.roll_back(pid, reverse, reason="tests_failed", by="ghost-node")
             except FileChangedError as exc:
                 log.error("patch %s: automatic rollback refused: %s", pid, exc)
 
@@ -356,9 +360,14 @@ class PatchFlow:
         return rollback.changes_back(self, view)
 
     def roll_back(
-        self, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+        self,
+        pid: str,
+        changes: list[FileChange],
+        reason: str,
+        by: str,
+        overwritten: list[dict[str, Any]] | None = None,
     ) -> None:
-        rollback.roll_back(self, pid, changes, reason, by, forced)
+        rollback.roll_back(self, pid, changes, reason, by, overwritten)
 
     # --- events --------------------------------------------------------------------------------
     def _reject(

@@ -44,5 +44,10 @@ class FlowParts(Protocol):
     ) -> tuple[list[FileChange], list[dict[str, Any]]]: ...
 
     def roll_back(
-        self, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+        self,
+        pid: str,
+        changes: list[FileChange],
+        reason: str,
+        by: str,
+        overwritten: list[dict[str, Any]] | None = None,
     ) -> None: ...

@@ -97,7 +97,7 @@ def _finish_tests(flow: FlowParts, pid: str) -> None:
             "patch %s: automatic rollback still refused: %d file(s) changed since", pid, len(drift)
         )
         return
-    flow.roll_back(pid, changes, reason="tests_failed", by="ghost-node", forced=False)
+    flow.roll_back(pid, changes, reason="tests_failed", by="ghost-node")
     log.warning("patch %s: its automatic rollback, cut short by a crash, is done", pid)
 
 

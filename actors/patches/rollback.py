@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.patches.changes import changes_json, expected_writes
+from actors.patches.changes import changes_json, diff_of, expected_writes
 from actors.patches.parts import FlowParts
 from adapters.ledger.projection import PatchView
 from adapters.patching import SandboxView
@@ -24,11 +24,14 @@ def changes_back(flow: FlowParts, view: PatchView) -> tuple[list[FileChange], li
         current = SandboxView(flow.sandbox).read(path)
         before = None if restore is None else flow.store.get_blob(restore)
         if sha256_or_none(current) != want_now:
+            wrote = None if want_now is None else flow.store.get_blob(want_now)
             drift.append(
                 {
                     "path": path,
                     "expected_sha256": want_now,
                     "actual_sha256": sha256_or_none(current),
+                    # what changed since: from what the patch wrote to what is there now
+                    "diff": diff_of([FileChange(path, wrote, current)]),
                 }
             )
         changes.append(FileChange(path, current, before))
@@ -36,10 +39,17 @@ def changes_back(flow: FlowParts, view: PatchView) -> tuple[list[FileChange], li
 
 
 def roll_back(
-    flow: FlowParts, pid: str, changes: list[FileChange], reason: str, by: str, forced: bool
+    flow: FlowParts,
+    pid: str,
+    changes: list[FileChange],
+    reason: str,
+    by: str,
+    overwritten: list[dict[str, Any]] | None = None,
 ) -> None:
     """Apply `changes` as the patch's next rollback transaction (`<pid>-rb<n>`, journaled in a
-    file), whose commit is PatchRolledBack."""
+    file), whose commit is PatchRolledBack. `overwritten`: the files changed since the patch
+    that a forced rollback overwrites; their contents are kept as blobs (the transaction
+    stores both sides of every change) and named in the event."""
     view = flow.ledger.view(pid)
     txn_id = f"{pid}-rb{sum(1 for d in view.decisions if d['decision'] == 'rolled_back') + 1}"
     data = {
@@ -47,9 +57,13 @@ def roll_back(
         "txn_id": txn_id,
         "reason": reason,
         "by": by,
-        "forced": forced,
+        "forced": bool(overwritten),
         "changes": changes_json(changes),
     }
+    if overwritten:
+        data["overwritten"] = [
+            {"path": d["path"], "sha256": d["actual_sha256"]} for d in overwritten
+        ]
     if flow.expect_writes is not None:
         flow.expect_writes(expected_writes(changes), f"patch:{pid}")
     flow.transactions.apply(

@@ -286,6 +286,8 @@ def _rolled_back(s: PatchState, d: Mapping[str, Any], at: Instant) -> None:
         "forced": bool(d.get("forced", False)),
         "at": to_datetime(at),
     }
+    if d.get("overwritten"):
+        decision["overwritten"] = list(d["overwritten"])
     s.status = PatchStatus.ROLLED_BACK
     s.rolled_back = True
     s.decisions = (*s.decisions, decision)

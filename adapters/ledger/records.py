@@ -116,6 +116,8 @@ class PatchOutcome:
     tests: TestsOutcome | None = None
     position: int = 0
     error: PatchError | None = None
+    # A forced rollback's overwritten files: {path, sha256} of their contents, kept as blobs.
+    kept: tuple[Mapping[str, Any], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -127,6 +129,8 @@ class PatchOutcome:
             "tests": dict(NOT_APPLIED_YET) if self.tests is None else self.tests.as_json(),
             "position": self.position,
         }
+        if self.kept:
+            out["kept"] = [dict(k) for k in self.kept]
         if self.error is not None:
             out["error"] = {
                 "code": self.error.code,

@@ -85,6 +85,17 @@ def test_read_filters_by_type_stream_and_limit(store: EventStore) -> None:
     assert [e.position for e in store.iter_all(after=2, batch=3)] == list(range(3, 11))
 
 
+def test_streams_by_prefix(store: EventStore) -> None:
+    for stream in ("patch-4730aa", "patch-4730bb", "patch-47x", "patch-5", "node", "patch_47"):
+        store.append(stream, [NewEvent("E", {})])
+    store.append("patch-4730aa", [NewEvent("E", {})])  # a second event: one name
+    assert store.streams("patch-4730") == ["patch-4730aa", "patch-4730bb"]
+    assert store.streams("patch-47") == ["patch-4730aa", "patch-4730bb", "patch-47x"]
+    assert store.streams("patch-47", limit=1) == ["patch-4730aa"]
+    assert store.streams("patch-9") == []
+    assert store.streams("patch_4") == ["patch_47"]  # `_` is no wildcard
+
+
 def test_empty_append_is_a_no_op(store: EventStore) -> None:
     assert store.append("s", []) == []
     assert store.last_position() == 0
