@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol, cast
@@ -44,9 +45,9 @@ from actors.tunnel import GetTunnel
 from actors.watcher import GetWatchInfo, expect_writes
 from actors.webhook import Binding, WebhookActor
 from adapters import systemd
-from adapters.config import Config, EnvSecrets
+from adapters.config import Config, EnvSecrets, LogConfig
 from adapters.logging_setup import Redactor, configure_logging, route_twisted_logs
-from adapters.statedir import PreviousRun, StateDir
+from adapters.statedir import PreviousRun, StateDir, default_log_file
 from adapters.twisted_bridge import ShutdownReactor, install_shutdown
 from adapters.web.app import WebConfig, WebServices
 from eventstore import NewEvent, SQLiteEventStore
@@ -115,7 +116,7 @@ class Node:
 
     def run(self) -> int:
         self._hold_early_signals()
-        redactor = configure_logging(self.config.log, secrets=self.secrets.values())
+        redactor = configure_logging(self._log_config(), secrets=self.secrets.values())
         route_twisted_logs()
         token = self.state.token(self.secrets.token)
         redactor.add(token.value)
@@ -197,6 +198,7 @@ class Node:
                 spec.name.removeprefix("service."): ActorProbe(spec.handle, GetService())
                 for spec in services
             },
+            rotate_token=None if self._token_hint == "GHOST_TOKEN" else self._rotate_token,
             signatures_path=self.state.signatures_path,
             sessions_path=self.state.sessions_path,
         )
@@ -314,6 +316,21 @@ class Node:
             systemd.ready(f"serving {workspaces} on {url}")
         else:
             systemd.status(f"serving on {url}")
+
+    def _log_config(self) -> LogConfig:
+        """The config's [log]; without a file, `<state>/logs/ghost-node.log` (rotated) besides
+        stderr, so that `ghost logs` has something to show wherever the node ran."""
+        if self.config.log.file is not None:
+            return self.config.log
+        return replace(self.config.log, file=default_log_file(self.state.path))
+
+    def _rotate_token(self) -> str:
+        """POST /token/rotate: the new token on disk, and never in a log line."""
+        token = self.state.rotate_token()
+        self._redactor.add(token.value)
+        self._token = token.value
+        log.info("node token rotated (%s)", self.state.token_path)
+        return token.value
 
     def _stop_actors(self, root: ActorRef[Any]) -> None:
         """Runs in the shutdown thread (never the reactor's): stopping the root stops its

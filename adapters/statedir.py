@@ -45,12 +45,18 @@ __all__ = [
     "StateDirError",
     "StateDirLocked",
     "Token",
+    "default_log_file",
 ]
 
 log = logging.getLogger(__name__)
 
 DIR_MODE = 0o700
 SECRET_FILE_MODE = PRIVATE
+
+
+def default_log_file(state_dir: Path) -> Path:
+    """Where the node logs when its config names no [log] file (`ghost logs` reads it)."""
+    return state_dir / "logs" / "ghost-node.log"
 
 
 class StateDirError(Exception):
@@ -249,6 +255,15 @@ class StateDir:
         value = secrets.token_urlsafe(32)
         atomic_write(path, (value + "\n").encode("ascii"), mode=SECRET_FILE_MODE)
         return Token(value, "generated")
+
+    def rotate_token(self) -> Token:
+        """A new random token in `<state>/token` (0600, replaced atomically): the old one is
+        refused from the moment a running node takes the new one (POST /token/rotate)."""
+        if not self.path.is_dir():
+            raise StateDirError(f"no state directory at {self.path}")
+        value = secrets.token_urlsafe(32)
+        atomic_write(self.token_path, (value + "\n").encode("ascii"), mode=SECRET_FILE_MODE)
+        return Token(value, "file")
 
     def read_token(self, env_token: str | None = None) -> Token | None:
         """The token as a client (the `ghost` CLI) finds it: never creates or fixes anything."""

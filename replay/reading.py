@@ -48,7 +48,8 @@ def first_position_at(store: SQLiteEventStore, when: datetime) -> int:
 def audit_rows(
     store: SQLiteEventStore, since: datetime | None = None, patch: str | None = None
 ) -> list[dict[str, Any]]:
-    """Who sent what, when, what it changed, the tests and the outcome, per patch."""
+    """Who sent what, when, what it changed, the tests and the outcome, per patch, oldest
+    first."""
     if patch is not None:
         pids = [patch]
     else:
@@ -78,11 +79,28 @@ def audit_row(view: PatchView) -> dict[str, Any]:
         "tests": None if view.tests is None else view.tests.get("status"),
         "status": view.public_status,
         "error": None if view.error is None else view.error.get("message"),
+        "reason": reason_of(view),
         "decisions": list(view.decisions),
     }
 
 
+def reason_of(view: PatchView) -> str:
+    """Why the patch is where it is, in a few words (an audit line's last column)."""
+    if view.error is not None:
+        return str(view.error.get("message") or view.error.get("code") or "")
+    rolled = [d for d in view.decisions if d.get("decision") == "rolled_back"]
+    if rolled:
+        last = rolled[-1]
+        why = "tests failed" if last.get("reason") == "tests_failed" else f"by {last.get('by')}"
+        return f"rolled back: {why}" + (" (forced)" if last.get("forced") else "")
+    if view.tests is not None and view.tests.get("status") not in (None, "passed", "skipped"):
+        return f"tests {view.tests.get('status')}"
+    return ""
+
+
 def parse_until(text: str) -> int | datetime:
+    """A position, or an ISO date or time; without a timezone it is this machine's local
+    time, as `date` and `git log --until` read it."""
     if text.isdigit():
         return int(text)
     try:
@@ -90,7 +108,7 @@ def parse_until(text: str) -> int | datetime:
     except ValueError as exc:
         raise ValueError(f"--until takes a position or an ISO time, not {text!r}") from exc
     if when.tzinfo is None:
-        raise ValueError(f"--until {text!r}: give a timezone (e.g. {text}+00:00 or Z)")
+        when = when.astimezone()  # the local timezone at that date
     return when
 
 

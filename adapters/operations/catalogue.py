@@ -208,6 +208,25 @@ CATALOGUE: tuple[Operation, ...] = (
         idempotent=True,
     ),
     Operation(
+        name="rotate_token",
+        summary="Rotate the node token",
+        description="A new random node token, written where the node keeps it and taken at "
+        "once: the old one is refused from then on, and dashboard sessions end. From the "
+        "node's own machine only (`ghost token --rotate`).",
+        input=s.NO_INPUT,
+        output={
+            "type": "object",
+            "properties": {
+                "rotated": {"type": "boolean"},
+                "sessions_ended": {"type": "integer"},
+            },
+        },
+        scope=Scope.ADMIN,
+        handler=node_control.rotate_token,
+        http=HttpBinding("POST", "/token/rotate", loopback_only=True),
+        destructive=True,
+    ),
+    Operation(
         name="events",
         summary="A page of the node's events (audit trail)",
         description="Pass next_after as after to read the next page. With Accept: "

@@ -51,6 +51,7 @@ class HttpBinding:
     responses: Mapping[str, str] = field(default_factory=dict)  # status -> when
     auth: str = "token"  # token | open (the handler looks at the principal)
     params: Mapping[str, str] = field(default_factory=dict)  # path parameter -> input field
+    loopback_only: bool = False  # for tools on the node's machine (POST /patch, the token)
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,10 @@ class WebServices:
     # Dashboard sign-ins (adapters/web/sessions.py), kept in `<state>/sessions` when given.
     sessions_path: Path | None = None
     sessions: SessionStore = field(default_factory=SessionStore)
+    # Writes a new node token where the node keeps it and returns it (the daemon's, which
+    # also adds it to the log redactor); None: this node's token cannot be rotated (it
+    # comes from GHOST_TOKEN).
+    rotate_token: Callable[[], str] | None = None
 
     def __post_init__(self) -> None:
         if self.signatures_path is not None:

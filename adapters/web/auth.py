@@ -201,6 +201,12 @@ class Authenticator:
     def hmac_enabled(self) -> bool:
         return self._secret is not None
 
+    def set_token(self, token: str) -> None:
+        """From now on `token` is the node token; the old one is refused (and the CSRF value
+        derived from it changes with it)."""
+        self._token = token.encode()
+        self._csrf = self._derive(b"dashboard-csrf")
+
     @property
     def csrf_token(self) -> str:
         """What the dashboard page embeds and sends back in X-Ghost-CSRF."""

@@ -27,7 +27,13 @@ _TRANSPORT = ("command", "wait_s")  # how to reach and wait for an operation; no
 
 def operation_routes() -> list[Route]:
     return [
-        Route(op.http.method, op.http.path, partial(_serve, op), auth=op.http.auth)
+        Route(
+            op.http.method,
+            op.http.path,
+            partial(_serve, op),
+            auth=op.http.auth,
+            loopback_only=op.http.loopback_only,
+        )
         for op in CATALOGUE
         if op.http is not None
     ]

@@ -12,6 +12,7 @@ resume is recorded, and GET /patches tells the outcomes later."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -20,7 +21,29 @@ from twisted.internet.defer import Deferred
 from adapters.ledger.records import PatchOutcome
 from adapters.operations.model import Call
 from adapters.web.app import TIMED_OUT, WebApp
+from adapters.web.errors import ApiError
 from adapters.web.http import ApiResponse
+
+
+def rotate_token(app: WebApp, call: Call) -> Deferred[ApiResponse]:
+    """A new node token, taken at once: the old one is refused from the answer on, and every
+    dashboard session (signed in with the old one) is ended."""
+    rotate = app.services.rotate_token
+    if rotate is None:
+        raise ApiError(
+            409,
+            "conflict",
+            "this node's token comes from GHOST_TOKEN in its environment; change it there",
+        )
+
+    write_new: Callable[[], str] = rotate
+
+    def rotated() -> ApiResponse:
+        app.auth.set_token(write_new())  # the file first: a crash here leaves the new one
+        ended = app.services.sessions.revoke_all()
+        return ApiResponse(200, {"rotated": True, "sessions_ended": ended})
+
+    return app.in_thread(rotated)
 
 
 def pause(app: WebApp, call: Call) -> Deferred[ApiResponse]:

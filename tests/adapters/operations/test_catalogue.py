@@ -26,6 +26,7 @@ EXPECTED = {
     "resume",
     "events",
     "watch",
+    "rotate_token",
 }
 
 
@@ -52,7 +53,7 @@ def test_scopes_follow_what_an_operation_does() -> None:
             assert op.scope is Scope.READ, op.name
     assert BY_NAME["apply_patch"].scope is Scope.PATCH
     # the owner's decisions: a model may not approve its own patches
-    for name in ("approve", "reject", "pause", "resume"):
+    for name in ("approve", "reject", "pause", "resume", "rotate_token"):
         assert BY_NAME[name].scope is Scope.ADMIN
 
 
