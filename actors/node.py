@@ -28,7 +28,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="ghost-node",
         description="Receive patches from a remote LLM and apply them safely (see README).",
     )
-    parser.add_argument("--config", type=Path, help="TOML config file (SPEC §3)")
+    parser.add_argument("--config", type=Path, help="TOML config file (docs/SPEC.md, section 3)")
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on; 0 = any free port")
     parser.add_argument("--state-dir", type=Path, help="state directory (default ./.ghost)")

@@ -87,37 +87,52 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if path.exists():
         raise UsageError(f"{path} exists already; not overwriting it")
-    path.write_text(config_template(Path.cwd()))
+    if not path.parent.resolve().is_dir():
+        raise UsageError(f"no directory {path.parent} to write {path.name} in")
+    path.write_text(config_template(Path.cwd(), path.resolve().parent))
     print(f"wrote {path}; start the node with: ghost-node --config {path}")
     return EXIT_OK
 
 
-def config_template(workspace: Path) -> str:
+def config_template(workspace: Path, config_dir: Path) -> str:
     """The config `ghost init` writes: every value is the default (adapters/defaults.py and
-    the config's own), written out so that it can be edited."""
+    the config's own), written out so that it can be edited, with the paths relative to the
+    file (the workspace is the current directory), and a tunnel and Slack left to uncomment."""
     node, sup = NodeConfig(), SupervisorConfig()
     ws = WorkspaceConfig(name=DEFAULT_WORKSPACE_NAME, path=workspace)
+    where = os.path.relpath(workspace.resolve(), config_dir)
     return f"""\
-# ghost-node configuration (SPEC §3). Relative paths are relative to this file.
+# ghost-node configuration (docs/SPEC.md, section 3). Relative paths are relative to this file.
 [node]
 host = "{node.host}"
 port = {node.port}
-state_dir = "{DEFAULT_STATE_DIR}"
+state_dir = "{Path(where) / DEFAULT_STATE_DIR}"
 durability = "{node.durability}"
 
 [[workspace]]
 name = "{ws.name}"
-path = "{ws.path}"
-# test_command = ["pytest", "-q"]
+path = "{where}"
+# test_command = ["pytest", "-q"]   # none: the node finds the project's own (pytest, npm test...)
 test_timeout_s = {ws.test_timeout_s:g}
 rollback_on_test_failure = {str(ws.rollback_on_test_failure).lower()}
-approval = "{ws.approval}"
+approval = "{ws.approval}"           # "manual": patches wait for ghost approve / the dashboard
 
 [supervisor]
 min_backoff_s = {sup.min_backoff_s:g}
 max_backoff_s = {sup.max_backoff_s:g}
 max_restarts = {sup.max_restarts}
 period_s = {sup.period_s:g}
+
+# A public URL for ChatGPT (README, "Connect ChatGPT"): a cloudflared quick tunnel, no account.
+# [[tunnel]]
+# name = "cloudflare"
+# command = ["cloudflared", "tunnel", "--url", "http://{node.host}:{node.port}"]
+# url_pattern = "https://[a-z0-9-]+\\\\.trycloudflare\\\\.com"
+
+# Slack (README, "Slack"): the variables' names; their values stay in the environment.
+# [slack]
+# webhook_url_env = "SLACK_WEBHOOK_URL"     # or bot_token_env = "..." and channel = "#dev"
+# signing_secret_env = "SLACK_SIGNING_SECRET"
 """
 
 

@@ -347,6 +347,11 @@ def _apply_overrides(config: Config, o: CliOverrides, cwd: Path) -> Config:
         if not path.is_dir():
             raise ConfigError("--workspace", f"is not an existing directory: {path}")
         workspaces = (replace(workspaces[0], path=path),)
+        if o.state_dir is None and config.source is None:
+            # No config: the state lives with the project it is about (`ghost-node
+            # --workspace ~/code/app` keeps it in ~/code/app/.ghost/, where `ghost` run in
+            # that project finds it), as it does when the node starts from there.
+            node = replace(node, state_dir=path / DEFAULT_STATE_DIR)
     return replace(config, node=node, workspaces=workspaces)
 
 

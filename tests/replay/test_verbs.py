@@ -134,3 +134,43 @@ def test_a_running_node_takes_a_rotated_token_at_once(tmp_path: Path) -> None:
         assert new not in logs.stdout
     finally:
         node.stop()
+
+
+def test_init_writes_relative_paths_and_templates_to_uncomment(tmp_path: Path) -> None:
+    from adapters.config import load_config
+
+    (tmp_path / "sub").mkdir()
+    done = ghost(tmp_path, "init", "--path", "sub/ghost.toml")
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "sub" / "ghost.toml").read_text()
+    assert 'path = ".."' in text
+    assert str(tmp_path) not in text
+    config = load_config(tmp_path / "sub" / "ghost.toml")
+    assert config.workspaces[0].path == tmp_path.resolve()
+    assert config.node.state_dir == tmp_path.resolve() / ".ghost"
+    assert not config.tunnels
+    # the commented tunnel and Slack, uncommented, are a valid config as they are
+    lines = [
+        line[2:]
+        if line.startswith(("# [", "# name", "# command", "# url_", "# webhook_", "# sig"))
+        else line
+        for line in text.splitlines()
+    ]
+    (tmp_path / "sub" / "ghost.toml").write_text("\n".join(lines) + "\n")
+    full = load_config(tmp_path / "sub" / "ghost.toml")
+    assert full.tunnels[0].name == "cloudflare"
+    assert full.slack.webhook_url_env == "SLACK_WEBHOOK_URL"
+    assert ghost(tmp_path, "init", "--path", "sub/ghost.toml").returncode == 2  # never overwrites
+
+
+def test_a_node_on_another_directory_keeps_its_state_there(tmp_path: Path) -> None:
+    project = write_workspace(tmp_path / "project", {"a.py": "a = 1\n"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    node = NodeProcess(elsewhere, "--workspace", str(project), state_dir=project / ".ghost", env={})
+    try:
+        assert (project / ".ghost" / "events.db").exists()
+        assert not (elsewhere / ".ghost").exists()
+        assert ghost(project, "status").returncode == 0
+    finally:
+        node.stop()
