@@ -168,7 +168,9 @@ def clip(text: str, limit: int) -> str:
 class HunkFailure:
     """Why one hunk (or, with hunk_index None, a whole file operation) cannot apply.
     `candidates` and `closest` carry 1-based line numbers of the file as it is on disk
-    (for SEARCH/REPLACE blocks after the earlier blocks of the same file)."""
+    (for SEARCH/REPLACE blocks after the earlier blocks of the same file). `candidates` are
+    where the hunk may be meant to go: the places it matches (ambiguous), else the line where
+    its closest lines start, so a model always has a line to read around."""
 
     path: str
     hunk_index: int | None
@@ -177,6 +179,10 @@ class HunkFailure:
     message: str
     candidates: tuple[int, ...] = ()
     closest: tuple[tuple[int, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.candidates and self.closest:
+            object.__setattr__(self, "candidates", (self.closest[0][0],))
 
     def as_json(self) -> dict[str, Any]:
         return {
