@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from adapters.config.model import CommandLine, ConfigError
+from adapters.config.model import CommandLine, ConfigError, ConfigErrors
 
 # Names end up in event stream names (`workspace-main`) and actor names (`watcher.main`), in URLs
 # (`?workspace=main`) and in Slack commands: keep them to a safe, unambiguous alphabet.
@@ -24,10 +24,27 @@ _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class Table:
     """A TOML table being consumed: typed getters that name the key path, unknown-key check."""
 
-    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], where: str, problems: list[ConfigError] | None = None
+    ) -> None:
         self.data = data
         self.where = where
         self.used: set[str] = set()
+        # Every problem found, shared with the sub-tables: a bad value is noted and its
+        # default taken, so that the rest of the file is still checked (see `check_all`).
+        self.problems: list[ConfigError] = [] if problems is None else problems
+
+    def sub(self, data: Mapping[str, Any], where: str) -> Table:
+        """A table inside this one, noting its problems with this one's."""
+        return Table(data, where, self.problems)
+
+    def attempt(self, build: Callable[[], _T], fallback: _T) -> _T:
+        """`build()`, or `fallback` with its ConfigError noted."""
+        try:
+            return build()
+        except ConfigError as exc:
+            self.problems.append(exc)
+            return fallback
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
@@ -43,22 +60,29 @@ class Table:
         self.used.add(name)
         if name not in self.data:
             return default
-        return check(self.key(name), self.data[name])
+        return self.attempt(lambda: check(self.key(name), self.data[name]), default)
 
     def optional(self, name: str, check: Callable[[str, Any], _T]) -> _T | None:
         self.used.add(name)
         if name not in self.data:
             return None
-        return check(self.key(name), self.data[name])
+        return self.attempt(lambda: check(self.key(name), self.data[name]), None)
 
     def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            name = unknown[0]
+        for name in sorted(set(self.data) - self.used):
             hint = difflib.get_close_matches(name, sorted(self.used), n=1)
             extra = f' (did you mean "{hint[0]}"?)' if hint else ""
             allowed = ", ".join(sorted(self.used))
-            raise ConfigError(self.key(name), f"unknown key{extra}; allowed: {allowed}")
+            self.problems.append(
+                ConfigError(self.key(name), f"unknown key{extra}; allowed: {allowed}")
+            )
+
+    def check_all(self) -> None:
+        """Raise what was noted: the one ConfigError, or ConfigErrors for several."""
+        if len(self.problems) == 1:
+            raise self.problems[0]
+        if self.problems:
+            raise ConfigErrors(list(self.problems))
 
 
 _T = TypeVar("_T")

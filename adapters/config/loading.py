@@ -29,10 +29,10 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from adapters.config.checks import (
     Table,
@@ -90,6 +90,8 @@ from adapters.defaults import (
 # Loading
 
 
+_S = TypeVar("_S")
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -139,27 +141,37 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _build(raw: Mapping[str, Any], base: Path, source: Path | None) -> Config:
+    # Every section is checked even when an earlier one is bad: all problems are reported at
+    # once (Table.check_all), the way a compiler reports every error of a file.
     top = Table(raw, "")
-    node = _node(top, base)
-    workspaces = tuple(
-        _workspace(Table(t, f"workspace[{i}]"), base)
-        for i, t in enumerate(top.get("workspace", check_array_of_tables, check_no_tables()))
-    )
-    if not workspaces:
+    node = top.attempt(lambda: _node(top, base), NodeConfig())
+
+    def section(build: Callable[[Table], _S], table: Mapping[str, Any], where: str) -> _S | None:
+        return top.attempt(lambda: build(top.sub(table, where)), None)
+
+    found = [
+        section(lambda t: _workspace(t, base), table, f"workspace[{i}]")
+        for i, table in enumerate(top.get("workspace", check_array_of_tables, check_no_tables()))
+    ]
+    workspaces = tuple(w for w in found if w is not None)
+    if not found:
         workspaces = (WorkspaceConfig(name=DEFAULT_WORKSPACE_NAME, path=base),)
-    supervisor = _supervisor(top)
+    supervisor = top.attempt(lambda: _supervisor(top), SupervisorConfig())
     slack_raw = top.optional("slack", check_table)
-    slack = _slack(Table(slack_raw, "slack")) if slack_raw is not None else None
+    slack = None if slack_raw is None else section(_slack, slack_raw, "slack")
     tunnels = tuple(
-        _tunnel(Table(t, f"tunnel[{i}]"))
-        for i, t in enumerate(top.get("tunnel", check_array_of_tables, check_no_tables()))
+        tunnel
+        for i, table in enumerate(top.get("tunnel", check_array_of_tables, check_no_tables()))
+        if (tunnel := section(_tunnel, table, f"tunnel[{i}]")) is not None
     )
     services = tuple(
-        _service(Table(t, f"service[{i}]"), base)
-        for i, t in enumerate(top.get("service", check_array_of_tables, check_no_tables()))
+        service
+        for i, table in enumerate(top.get("service", check_array_of_tables, check_no_tables()))
+        if (service := section(lambda t: _service(t, base), table, f"service[{i}]")) is not None
     )
-    log = _log(top, base)
+    log = top.attempt(lambda: _log(top, base), LogConfig())
     top.finish()
+    top.check_all()
     _unique("workspace", [w.name for w in workspaces])
     _unique("tunnel", [t.name for t in tunnels])
     _unique("service", [s.name for s in services])
@@ -167,7 +179,7 @@ def _build(raw: Mapping[str, Any], base: Path, source: Path | None) -> Config:
 
 
 def _node(top: Table, base: Path) -> NodeConfig:
-    t = Table(top.get("node", check_table, {}), "node")
+    t = top.sub(top.get("node", check_table, {}), "node")
     node = NodeConfig(
         host=t.get("host", check_host, DEFAULT_HOST),
         port=t.get("port", check_port, DEFAULT_PORT),
@@ -223,7 +235,7 @@ def _test_command(t: Table) -> dict[str, Any]:
 
 
 def _supervisor(top: Table) -> SupervisorConfig:
-    t = Table(top.get("supervisor", check_table, {}), "supervisor")
+    t = top.sub(top.get("supervisor", check_table, {}), "supervisor")
     sup = SupervisorConfig(
         min_backoff_s=t.get("min_backoff_s", check_positive(check_number), 0.5),
         max_backoff_s=t.get("max_backoff_s", check_positive(check_number), 30.0),
@@ -301,7 +313,7 @@ def _service(t: Table, base: Path) -> ServiceConfig:
 
 
 def _log(top: Table, base: Path) -> LogConfig:
-    t = Table(top.get("log", check_table, {}), "log")
+    t = top.sub(top.get("log", check_table, {}), "log")
     log = LogConfig(
         file=t.optional("file", check_path_in(base)),
         level=cast(

@@ -41,6 +41,21 @@ class ConfigError(Exception):
         return f"{prefix}{self.key}: {self.problem}"
 
 
+class ConfigErrors(ConfigError):
+    """Every problem of a config file at once (a user fixes them in one go): the first names
+    `key` and `problem`; `str()` is one line per problem."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.key, first.problem, first.file)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        prefix = f"{self.file}: " if self.file is not None else ""
+        lines = [f"{prefix}{p.key}: {p.problem}" for p in self.problems]
+        return f"{len(lines)} problems:\n" + "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # The dataclasses
 

@@ -544,3 +544,21 @@ def test_env_secrets_errors(env: dict[str, str], slack: SlackConfig | None, key:
     with pytest.raises(ConfigError) as info:
         EnvSecrets.from_env(env, slack)
     assert info.value.key == key
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    from adapters.config.model import ConfigErrors
+
+    path = tmp_path / "ghost.toml"
+    path.write_text(
+        '[node]\nport = "x"\nhots = 1\n\n[[workspace]]\nname = "main"\npath = "."\n'
+        'test_timeout_s = "abc"\n\n[supervisor]\nretries = 3\n'
+    )
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    keys = [p.key for p in info.value.problems]
+    assert keys == ["node.port", "node.hots", "workspace[0].test_timeout_s", "supervisor.retries"]
+    text = str(info.value)
+    assert text.startswith("4 problems:")
+    assert f'{path}: node.hots: unknown key (did you mean "host"?)' in text
+    assert info.value.key == "node.port"  # the first, as a single error would name it
