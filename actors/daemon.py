@@ -59,7 +59,7 @@ DEFAULT_HEALTH_INTERVAL_S = 10.0
 
 
 class _Reactor(ShutdownReactor, Protocol):
-    def run(self) -> None: ...
+    def run(self, installSignalHandlers: bool = True) -> None: ...
     def stop(self) -> None: ...
     def callWhenRunning(self, f: Any, /, *args: Any, **kw: Any) -> Any: ...
 
@@ -242,12 +242,12 @@ class Node:
         handle = install_shutdown(
             reactor, lambda: self._stop_actors(root), timeout=self.stop_timeout_s
         )
-        # Keep holding the signals until the reactor runs: it installs its SIGTERM handler over
-        # ours, and _take_signals installs its SIGINT one (Twisted leaves a SIGINT handler that is
-        # not Python's default alone). Handing them back before run() left a window in which
-        # SIGTERM killed the process.
+        # The stop signals are ours from start to end: held until the reactor runs, then
+        # handed to it by _take_signals. Twisted installs none (its SIGTERM handler logged from
+        # the signal handler and stopped the reactor once per signal; the node starts no
+        # process through Twisted, so it needs no SIGCHLD handler either).
         reactor.callWhenRunning(self._take_signals)
-        reactor.run()
+        reactor.run(installSignalHandlers=False)
         self.stop_timed_out = handle.timed_out
 
     def _hold_early_signals(self) -> None:
@@ -269,14 +269,20 @@ class Node:
         the first logs a ReactorNotRunning traceback while the node is already stopping."""
 
         def on_stop_signal(signum: int, _frame: object) -> None:
-            log.info("%s received: stopping", signal.Signals(signum).name)
-            reactor.callFromThread(self._stop_reactor)
+            # Nothing but a hand-off here: a handler that logged could interrupt the main
+            # thread inside a log write (to a file, say) and write again (a signal storm hung
+            # the node that way). The reactor logs it.
+            reactor.callFromThread(self._stop_requested, signum)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, on_stop_signal)
         if self._early_signal is not None:
             log.info("%s arrived while starting: stopping", signal.Signals(self._early_signal).name)
             self._stop_reactor()
+
+    def _stop_requested(self, signum: int) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        self._stop_reactor()
 
     def _stop_reactor(self) -> None:
         """Reactor thread. Several reasons may ask at once (signals, a give-up, a failed bind):

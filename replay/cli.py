@@ -19,7 +19,7 @@ from typing import NoReturn
 
 from adapters.ledger.status import PUBLIC_STATUSES
 from eventstore import StoreError
-from replay import online
+from replay import online, timetravel
 from replay.changes import cmd_init, cmd_rollback, cmd_service_install, cmd_token
 from replay.context import EXIT_PROBLEM, EXIT_USAGE, OfflineRollback, full_patch_id, state_dir
 from replay.history import cmd_replay
@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.set_defaults(run=cmd_rollback)
 
     online.add_commands(sub, state_dir)
+    timetravel.add_commands(sub)
 
     init = sub.add_parser("init", help="write a starting ghost.toml")
     init.add_argument("--path", default="ghost.toml")

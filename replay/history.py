@@ -9,20 +9,18 @@ from typing import Any
 
 from rich.progress import Progress
 
+from adapters.ledger.projection import PatchView
 from eventstore import VerifyReport
-from replay import reading
+from replay import reading, timetravel
 from replay.context import EXIT_OK, EXIT_PROBLEM, open_store
-from replay.locate import UsageError
-from replay.output import to_json
+from replay.output import table, to_json
 from replay.snapshots import SnapshotDir
+from replay.state import NodeProjection
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    try:
-        until = reading.parse_until(args.until) if args.until else None
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
     with open_store(args) as store:
+        until = timetravel.resolve_point(store, args.until) if args.until else None
         # Verify first: a broken chain is the answer, and its rows may not even decode.
         report = store.verify() if args.verify else None
         if report is not None and not report.ok:
@@ -42,7 +40,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     summary = projection.summary()
     problems = (report is not None and not report.ok) or bool(drift)
     if args.json:
-        out: dict[str, Any] = {"state": summary}
+        # SPEC §7's keys (position, patches, files), and `state`, the counts, for scripts
+        # that read it already.
+        out: dict[str, Any] = {
+            "position": summary["position"],
+            "patches": [_patch_json(v) for v in projection.patches.values()],
+            "files": timetravel.files_json(projection),
+            "state": summary,
+        }
         if args.verify:
             assert report is not None
             out["verify"] = {
@@ -57,13 +62,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             }
         print(to_json(out))
     else:
-        print(f"state at position {summary['position']}:")
-        for key in ("patches", "files", "actors", "tunnels", "services", "notifications"):
-            print(f"  {key}: {to_json(summary[key])}")
-        print(
-            f"  runs: {summary['runs']} ({summary['unclean_runs']} unclean); "
-            f"paused: {summary['paused']}"
-        )
+        _print_state(projection, summary)
         if args.verify:
             assert report is not None
             if report.ok:
@@ -81,6 +80,56 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if not drift:
                 print("workspaces match the events")
     return EXIT_PROBLEM if problems else EXIT_OK
+
+
+def _patch_json(view: PatchView) -> dict[str, Any]:
+    return {
+        "patch_id": view.patch_id,
+        "status": view.public_status,
+        "workspace": view.workspace,
+        "author": view.author,
+        "received_at": view.received_at,
+        "files": [f.get("path") for f in view.files],
+    }
+
+
+def _print_state(projection: NodeProjection, summary: dict[str, Any]) -> None:
+    """The state as tables: the patches, then per workspace the files ghost knows (who last
+    changed each, at which position), then one line per kind of actor."""
+    print(f"state at position {summary['position']}")
+    table(
+        f"patches ({len(projection.patches)})",
+        ["patch", "status", "received", "author", "files"],
+        [
+            (
+                v.patch_id,
+                v.public_status,
+                "-" if v.received_at is None else f"{v.received_at.astimezone():%Y-%m-%d %H:%M:%S}",
+                v.author or "-",
+                ", ".join(str(f.get("path")) for f in v.files[:3])
+                + (" ..." if len(v.files) > 3 else ""),
+            )
+            for v in projection.patches.values()
+        ],
+    )
+    for ws, files in sorted(timetravel.files_json(projection).items()):
+        table(
+            f"files of {ws} ({len(files)})",
+            ["path", "sha256", "changed by", "at"],
+            [
+                (rel, str(f["sha256"])[:12], f["changed_by"], f["position"])
+                for rel, f in files.items()
+            ],
+        )
+    actors = ", ".join(f"{n} {a['state']}" for n, a in summary["actors"].items()) or "-"
+    print(f"actors: {actors}")
+    tunnels = ", ".join(f"{n} {'up' if t['up'] else 'down'}" for n, t in summary["tunnels"].items())
+    print(f"tunnels: {tunnels or '-'}")
+    notes = summary["notifications"]
+    print(f"notifications: {notes.get('sent', 0)} sent, {notes.get('failed', 0)} failed")
+    print(
+        f"runs: {summary['runs']} ({summary['unclean_runs']} unclean); paused: {summary['paused']}"
+    )
 
 
 def _report_broken_chain(report: VerifyReport, as_json: bool) -> int:
