@@ -23,6 +23,7 @@ state and is reported again by the next start's rescan.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from actors.errors import ChildUnavailableError
 from actors.handle import ChildHandle
 from actors.recorder import EventRecorder
 from adapters.config import WorkspaceConfig
+from adapters.patching import Sandbox, SandboxViolation
 from adapters.watching import ChangeBatch, PathFilter, Watcher
 from adapters.watching.expectations import Expectations
 from eventstore.catalogue import EventType, workspace_stream
@@ -341,13 +343,36 @@ class WatcherActor(GhostActor):
             if self._baseline:
                 data["baseline"] = True
         meta = {"actor": self.name}
+        blobs = [] if initial else self._contents(batch)
         # Raises if the store refuses: the actor fails and the next start's rescan reports
         # the batch again (its changes are not in the store's state).
-        self.store.append(self.stream, [NewEvent(EventType.FILES_CHANGED, data, meta)])
+        self.store.append(self.stream, [NewEvent(EventType.FILES_CHANGED, data, meta)], blobs=blobs)
         self._info.batches += 1
         at = time.time()
         for change in paths:
             self._info.last_changes.append({**change, "source": batch.source, "at": at})
+
+    def _contents(self, batch: ChangeBatch) -> list[bytes]:
+        """With `history = "all"`: the contents of the batch's changed text files, as blobs in
+        the same commit (deduplicated by the store), so that `ghost cat --until` can give an
+        editor's saves back. Patches' own writes are in the store already; a file that is
+        binary, too large, unreadable or changed again since its sha256 is left out."""
+        if self.workspace.history != "all" or batch.source.startswith("patch:"):
+            return []
+        # The patch sandbox's rules: credential files, excluded and binary files never go in.
+        ws = self.workspace
+        sandbox = Sandbox(ws.path, ws.exclude, ws.max_file_bytes, ws.include)
+        kept = []
+        for change in batch.changes:
+            if change.sha256 is None:
+                continue
+            try:
+                data = sandbox.read(change.path)
+            except (SandboxViolation, OSError):
+                continue
+            if data is not None and hashlib.sha256(data).hexdigest() == change.sha256:
+                kept.append(data)
+        return kept
 
     def _record_warning(self, message: str) -> None:
         self._info.warnings.append(message)

@@ -66,6 +66,7 @@ from adapters.config.model import (
     Config,
     ConfigError,
     Durability,
+    History,
     LogConfig,
     LogFormat,
     LogLevel,
@@ -215,6 +216,7 @@ def _workspace(t: Table, base: Path) -> WorkspaceConfig:
         approval=cast(Approval, t.get("approval", check_enum("auto", "manual"), "auto")),
         max_file_bytes=t.get("max_file_bytes", check_positive(check_int), MIB),
         test_sandbox=cast(TestSandbox, t.get("test_sandbox", check_enum("none", "bwrap"), "none")),
+        history=cast(History, t.get("history", check_enum("patches", "all"), "patches")),
     )
     t.finish()
     if ws.test_sandbox == "bwrap" and shutil.which("bwrap") is None:

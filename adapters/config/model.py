@@ -23,6 +23,7 @@ MIB = 1024 * 1024
 Durability = Literal["full", "normal"]
 Approval = Literal["auto", "manual"]
 TestSandbox = Literal["none", "bwrap"]
+History = Literal["patches", "all"]
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -103,6 +104,9 @@ class WorkspaceConfig:
     rollback_on_test_failure: bool = True
     approval: Approval = "auto"
     max_file_bytes: int = MIB
+    # "patches": the store keeps the contents patches write and find; "all": the watcher
+    # also keeps those of changed text files (up to max_file_bytes), for `ghost cat --until`.
+    history: History = "patches"
     # "bwrap": test commands run confined (adapters/processes/confine.py); "none": as the node
     test_sandbox: TestSandbox = "none"
 
