@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
 from eventstore import SQLiteEventStore
 from eventstore.catalogue import patch_stream
 from replay import locate, reading
@@ -126,7 +128,14 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         found = list(versions(store, state, _workspace(args, state), None))
     several = len({v.workspace for v in found}) > 1
     written, lacking = 0, []
+    # A bar where the checkout is long enough to want one (a person watching, many files).
+    bar = Progress(transient=True) if sys.stderr.isatty() and len(found) > 500 else None
+    task = bar.add_task("checking out", total=len(found)) if bar is not None else None
+    if bar is not None:
+        bar.start()
     for version in found:
+        if bar is not None and task is not None:
+            bar.advance(task)
         if version.content is None:
             lacking.append(version)
             continue
@@ -138,6 +147,8 @@ def cmd_checkout(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(version.content)
         written += 1
+    if bar is not None:
+        bar.stop()
     print(f"wrote {written} file(s) as of position {state.position} under {target}")
     for version in lacking:
         print(f"  not written: {printable(version.path)}: {version.missing}", file=sys.stderr)
