@@ -270,8 +270,8 @@ class Node:
 
         def on_stop_signal(signum: int, _frame: object) -> None:
             # Nothing but a hand-off here: a handler that logged could interrupt the main
-            # thread inside a log write (to a file, say) and write again (a signal storm hung
-            # the node that way). The reactor logs it.
+            # thread inside a log write (to a file, say) and write again, which can hang the
+            # node under a storm of signals. The reactor logs it.
             reactor.callFromThread(self._stop_requested, signum)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
