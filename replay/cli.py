@@ -59,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="ghost-runner operator CLI (the contract: docs/SPEC.md, section 7)",
     )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--state-dir", type=Path, help="the node's state directory (./.ghost)")
+    where.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the node's state directory (default: the nearest .ghost/ from here up)",
+    )
     where.add_argument("--config", type=Path, help="the node's config (its state_dir is used)")
     sub = parser.add_subparsers(dest="command", required=True)
 
