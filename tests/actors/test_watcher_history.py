@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 from tests.adapters.web.support import write_workspace
-from tests.node_process import NodeProcess, until
+from tests.node_process import GHOST, NodeProcess, until
 
-GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
 CONFIG = """
 [[workspace]]
 name = "main"

@@ -135,7 +135,8 @@ class Floor:
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v BLOB)")
 
-    def apply(self, paths: list[str], contents: list[bytes]) -> None:
+    def apply(self, paths: list[str], contents: list[bytes], record: bytes = b"x" * 64) -> None:
+        """The files, then `record` (about what the patch's own durable event would hold)."""
         for path, content in zip(paths, contents, strict=True):
             target = self.root / path
             temp = target.with_name(f".{target.name}.tmp")
@@ -152,7 +153,7 @@ class Floor:
             finally:
                 os.close(dfd)
         self.conn.execute("BEGIN")
-        self.conn.execute("INSERT INTO t (v) VALUES (?)", (b"x" * 64,))
+        self.conn.execute("INSERT INTO t (v) VALUES (?)", (record,))
         self.conn.execute("COMMIT")
 
     def close(self) -> None:

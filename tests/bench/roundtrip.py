@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from http_api import UNIFIED, post  # noqa: E402
+from patch import Floor, Workload  # noqa: E402
 
 from tests.adapters.web.support import write_workspace  # noqa: E402
 from tests.node_process import NodeProcess  # noqa: E402
@@ -63,37 +62,6 @@ BEFORE = "def f():\n    return 1\n# end\n"
 AFTER = "def f():\n    return 2\n# end\n"
 
 
-class Floor:
-    """The durable minimum of one 1-file patch (see the module's doc)."""
-
-    def __init__(self, base: Path) -> None:
-        self.root = base / "floor"
-        self.root.mkdir()
-        self.conn = sqlite3.connect(base / "floor.db", isolation_level=None)
-        assert self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
-
-    def apply(self, content: bytes, record: bytes) -> None:
-        target = self.root / "one.py"
-        temp = self.root / ".one.py.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, target)
-        dfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self.conn.execute("BEGIN")
-        self.conn.execute("INSERT INTO t (v) VALUES (?)", (record,))
-        self.conn.execute("COMMIT")
-
-
 def _bare(conn: http.client.HTTPConnection, body: dict[str, object]) -> None:
     conn.request("POST", "/webhook", body=json.dumps(body), headers=JSON)
     response = conn.getresponse()
@@ -115,7 +83,9 @@ def main() -> None:
     (scratch / "p.diff").write_text(UNIFIED)
     ws = write_workspace(tmp / "ws", {"one.py": BEFORE})
     node = NodeProcess(ws, env={"GHOST_HTTP_RATE": "0"})
-    floor = Floor(tmp)
+    # the patch benchmark's floor (tests/bench/patch.py), on the same 3-line file
+    work = Workload(["one.py"], [BEFORE.splitlines()])
+    floor = Floor(tmp, work)
     record = (UNIFIED * 4).encode()  # about what PatchApplying holds: changes, both sides, diff
     times: dict[str, list[float]] = {"node": [], "git apply": [], "floor": [], "bare http": []}
     bare = subprocess.Popen([sys.executable, "-c", BARE_HTTP], stdout=subprocess.PIPE, text=True)
@@ -133,7 +103,7 @@ def main() -> None:
             "git apply": lambda: subprocess.run(
                 ["git", "apply", "p.diff"], cwd=scratch, check=True
             ),
-            "floor": lambda: floor.apply(AFTER.encode(), record),
+            "floor": lambda: floor.apply(work.paths, [AFTER.encode()], record),
             "bare http": lambda: _bare(bare_conn, body),
         }
         names = list(steps)

@@ -12,22 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.patches.flow import PatchFlow
-from adapters.config import WorkspaceConfig
 from adapters.ledger.records import command_from_body
-from eventstore import NewEvent, SQLiteEventStore
-
-GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
-
-
-def ghost(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(GHOST), *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def v4a(path: str, old: str, new: str) -> str:
-    return f"*** Begin Patch\n*** Update File: {path}\n@@\n-{old}\n+{new}\n*** End Patch\n"
+from tests.node_process import GHOST
+from tests.replay.support import ghost, recorded_workspace, v4a
 
 
 @pytest.fixture
@@ -36,25 +23,16 @@ def project(tmp_path: Path) -> dict[str, object]:
     root = tmp_path / "project"
     (root / "src" / "deep").mkdir(parents=True)
     (root / "a.py").write_text("a = 0\n")
-    state = root / ".ghost"
-    state.mkdir()
-    store = SQLiteEventStore(state / "events.db")
-    started = {"pid": 1, "workspaces": [{"name": "main", "path": str(root)}]}
-    store.append("node", [NewEvent("NodeStarted", started)])
-    ws = WorkspaceConfig(name="main", path=root, include=("*",), exclude=("/.ghost/",))
-    flow = PatchFlow(ws, store, state / "journal" / "main")
-    flow.load()
-    first = flow.submit(
-        command_from_body({"patch": v4a("a.py", "a = 0", "a = 1")}, "main"),
-        patch_id="4730aaaa11112222",
-    )
-    second = flow.submit(
-        command_from_body({"patch": v4a("a.py", "a = 1", "a = 2")}, "main"),
-        patch_id="4730bbbb33334444",
-    )
-    flow.close()
-    store.close()
-    return {"root": root, "state": state, "ids": [first.patch_id, second.patch_id]}
+    with recorded_workspace(root) as flow:
+        first = flow.submit(
+            command_from_body({"patch": v4a("a.py", "a = 0", "a = 1")}, "main"),
+            patch_id="4730aaaa11112222",
+        )
+        second = flow.submit(
+            command_from_body({"patch": v4a("a.py", "a = 1", "a = 2")}, "main"),
+            patch_id="4730bbbb33334444",
+        )
+    return {"root": root, "state": root / ".ghost", "ids": [first.patch_id, second.patch_id]}
 
 
 def test_the_state_directory_is_found_from_a_sub_directory(project: dict[str, object]) -> None:

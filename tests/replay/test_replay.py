@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,18 +18,7 @@ from adapters.statedir import StateDir
 from eventstore import NewEvent, SQLiteEventStore
 from replay.reading import replay
 from replay.state import NodeProjection
-
-GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
-
-
-def ghost(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(GHOST), *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def v4a(path: str, old: str, new: str) -> str:
-    return f"*** Begin Patch\n*** Update File: {path}\n@@\n-{old}\n+{new}\n*** End Patch\n"
+from tests.replay.support import ghost, v4a
 
 
 @pytest.fixture(scope="module")

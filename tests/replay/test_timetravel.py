@@ -6,28 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from actors.patches.flow import PatchFlow
-from adapters.config import WorkspaceConfig
 from adapters.ledger.records import command_from_body
-from eventstore import NewEvent, SQLiteEventStore
-
-GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
-
-
-def ghost(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(GHOST), *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def v4a(path: str, old: str, new: str) -> str:
-    return f"*** Begin Patch\n*** Update File: {path}\n@@\n-{old}\n+{new}\n*** End Patch\n"
+from eventstore import NewEvent
+from tests.replay.support import ghost, recorded_workspace, v4a
 
 
 @pytest.fixture
@@ -36,35 +21,22 @@ def history(tmp_path: Path) -> dict[str, object]:
     root = tmp_path / "project"
     root.mkdir()
     (root / "a.py").write_text("a = 0\n")
-    state = root / ".ghost"
-    state.mkdir()
-    store = SQLiteEventStore(state / "events.db")
-    started = {"pid": 1, "workspaces": [{"name": "main", "path": str(root)}]}
-    store.append("node", [NewEvent("NodeStarted", started)])
-    ws = WorkspaceConfig(name="main", path=root, include=("*",), exclude=("/.ghost/",))
-    flow = PatchFlow(ws, store, state / "journal" / "main")
-    flow.load()
-    first = flow.submit(
-        command_from_body({"patch": v4a("a.py", "a = 0", "a = 1")}, "main"),
-        patch_id="aaaa000000000001",
-    )
-    add_b = (
-        "*** Begin Patch\n*** Update File: a.py\n@@\n-a = 1\n+a = 2\n"
-        "*** Add File: b.py\n+b = 1\n*** End Patch\n"
-    )
-    second = flow.submit(command_from_body({"patch": add_b}, "main"), patch_id="bbbb000000000002")
-    flow.close()
-    (root / "a.py").write_text("a = 2\nsaved = True\n")  # an editor's save, seen by the watcher
-    sha = hashlib.sha256((root / "a.py").read_bytes()).hexdigest()
-    store.append(
-        "workspace-main",
-        [
-            NewEvent(
-                "FilesChanged", {"source": "external", "paths": [{"path": "a.py", "sha256": sha}]}
-            )
-        ],
-    )
-    store.close()
+    with recorded_workspace(root) as flow:
+        first = flow.submit(
+            command_from_body({"patch": v4a("a.py", "a = 0", "a = 1")}, "main"),
+            patch_id="aaaa000000000001",
+        )
+        add_b = (
+            "*** Begin Patch\n*** Update File: a.py\n@@\n-a = 1\n+a = 2\n"
+            "*** Add File: b.py\n+b = 1\n*** End Patch\n"
+        )
+        second = flow.submit(
+            command_from_body({"patch": add_b}, "main"), patch_id="bbbb000000000002"
+        )
+        (root / "a.py").write_text("a = 2\nsaved = True\n")  # an editor's save, seen by the watcher
+        sha = hashlib.sha256((root / "a.py").read_bytes()).hexdigest()
+        saved = {"source": "external", "paths": [{"path": "a.py", "sha256": sha}]}
+        flow.store.append("workspace-main", [NewEvent("FilesChanged", saved)])
     return {"root": root, "first": first.patch_id, "second": second.patch_id}
 
 

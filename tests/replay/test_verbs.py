@@ -4,30 +4,14 @@ with reasons, `ghost logs`, `ghost token [--rotate]`, local times, "did you mean
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from actors.patches.flow import PatchFlow
-from adapters.config import WorkspaceConfig
 from adapters.ledger.records import command_from_body
-from eventstore import NewEvent, SQLiteEventStore
 from tests.adapters.web.support import write_workspace
 from tests.node_process import NodeProcess
-
-GHOST = Path(__file__).resolve().parents[2] / "bin" / "ghost"
-
-
-def ghost(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(GHOST), *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
-
-
-def v4a(path: str, old: str, new: str) -> str:
-    return f"*** Begin Patch\n*** Update File: {path}\n@@\n-{old}\n+{new}\n*** End Patch\n"
+from tests.replay.support import ghost, recorded_workspace, v4a
 
 
 @pytest.fixture
@@ -36,24 +20,15 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     root.mkdir()
     (root / "a.py").write_text("a = 0\n")
-    state = root / ".ghost"
-    state.mkdir()
-    store = SQLiteEventStore(state / "events.db")
-    started = {"pid": 1, "workspaces": [{"name": "main", "path": str(root)}]}
-    store.append("node", [NewEvent("NodeStarted", started)])
-    ws = WorkspaceConfig(name="main", path=root, include=("*",), exclude=("/.ghost/",))
-    flow = PatchFlow(ws, store, state / "journal" / "main")
-    flow.load()
-    for body in (
-        {"patch": v4a("a.py", "a = 0", "a = 1"), "description": "one"},
-        {"patch": v4a("a.py", "a = 1", "a = 2"), "description": "two"},
-        {"patch": v4a("a.py", "a = 2", "a = 3"), "dry_run": True},
-        {"patch": v4a("a.py", "nope", "x")},
-    ):
-        flow.submit(command_from_body(body, "main"))
-    flow.close()
-    store.close()
-    (state / "token").write_text("the-token\n")
+    with recorded_workspace(root) as flow:
+        for body in (
+            {"patch": v4a("a.py", "a = 0", "a = 1"), "description": "one"},
+            {"patch": v4a("a.py", "a = 1", "a = 2"), "description": "two"},
+            {"patch": v4a("a.py", "a = 2", "a = 3"), "dry_run": True},
+            {"patch": v4a("a.py", "nope", "x")},
+        ):
+            flow.submit(command_from_body(body, "main"))
+    (root / ".ghost" / "token").write_text("the-token\n")
     return root
 
 
