@@ -82,15 +82,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if problems else EXIT_OK
 
 
+_PATCH_KEYS = ("patch_id", "status", "workspace", "author", "received_at", "files")
+
+
 def _patch_json(view: PatchView) -> dict[str, Any]:
-    return {
-        "patch_id": view.patch_id,
-        "status": view.public_status,
-        "workspace": view.workspace,
-        "author": view.author,
-        "received_at": view.received_at,
-        "files": [f.get("path") for f in view.files],
-    }
+    """A patch as SPEC §7's replay lists it: the audit row's identity fields."""
+    row = reading.audit_row(view)
+    return {key: row[key] for key in _PATCH_KEYS}
 
 
 def _print_state(projection: NodeProjection, summary: dict[str, Any]) -> None:

@@ -44,3 +44,6 @@ OUTCOME_STATUSES: tuple[PatchStatus, ...] = (
 )
 # Statuses in which the patch's changes are on disk (so it can be rolled back).
 ON_DISK = frozenset({PatchStatus.APPLIED, PatchStatus.FAILED_TESTS})
+# Each status word (as stored: a plain str) -> its public word, for readers that map many
+# patches at once (a dict lookup instead of an enum construction per patch).
+PUBLIC_WORD: dict[str, PatchStatus] = {str(s): s.public for s in PatchStatus}

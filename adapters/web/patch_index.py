@@ -14,7 +14,7 @@ import threading
 from typing import Any, NamedTuple, cast
 
 from adapters.ledger.projection import PATCH_EVENT_TYPES, PatchView, fold
-from adapters.ledger.status import PatchStatus
+from adapters.ledger.status import PUBLIC_WORD, PatchStatus
 from eventstore.catalogue import patch_stream
 from eventstore.events import RecordedEvent
 from eventstore.protocol import EventStore
@@ -52,7 +52,7 @@ class PatchIndex:
                 if len(page) < _PAGE:
                     break
             briefs = [
-                Brief(pid, PatchStatus(status).public, ws, first)
+                Brief(pid, PUBLIC_WORD[status], ws, first)
                 for pid, (status, ws, first) in self._briefs.items()
             ]
         briefs.sort(key=lambda b: b.first_position)
